@@ -1,0 +1,38 @@
+# Two commands for a new user: `make demo` and `make test`. Each creates .venv when missing.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+DEMO_OUT ?= demo_out
+LOCAL_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-fast format install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# No GPU: take the torch/torchvision pair that lies on this machine's disk (no download).
+	# torch 2.13.0+cpu alone has no importable torchvision, which Perception LM needs.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q $(LOCAL_TORCH); fi
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ray-vlm demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q
+
+# Skips the slow end-to-end tests (CI runs them all through `make test`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

@@ -1,0 +1,1 @@
+"""ray_vlm: fine-tune, serve and score vision-language models on Ray."""

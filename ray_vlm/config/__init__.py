@@ -1,0 +1,14 @@
+"""Typed configuration: dataclasses with defaults, YAML files, ``key=value`` overrides."""
+
+from ray_vlm.config.loader import ConfigError, config_to_yaml, load_config, save_config
+from ray_vlm.config.schema import CheckpointConfig, DataConfig, FinetuneConfig
+
+__all__ = [
+    "CheckpointConfig",
+    "ConfigError",
+    "DataConfig",
+    "FinetuneConfig",
+    "config_to_yaml",
+    "load_config",
+    "save_config",
+]

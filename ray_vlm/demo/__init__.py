@@ -1,0 +1,1 @@
+"""The embedded default: synthetic data, tiny models, and the end-to-end demo."""

@@ -1,0 +1,202 @@
+"""Tiny, randomly initialised VLMs saved as real Hugging Face directories (no download).
+
+Each builder writes ``config.json``, ``model.safetensors``, the processor, a byte-level BPE
+tokenizer trained locally with ``tokenizers`` and a chat template, so that
+``AutoModelForImageTextToText.from_pretrained(dir)`` and ``AutoProcessor.from_pretrained(dir)``
+load it like any hub checkpoint. The demo and the tests use these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForImageTextToText,
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    GemmaConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaProcessor,
+    PaliGemmaConfig,
+    PaliGemmaProcessor,
+    PerceptionLMConfig,
+    PerceptionLMImageProcessor,
+    PerceptionLMProcessor,
+    PerceptionLMVideoProcessor,
+    PreTrainedTokenizerFast,
+    SiglipImageProcessor,
+    SiglipVisionConfig,
+    TimmWrapperConfig,
+)
+
+BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
+ROLE_TOKENS = ("<|user|>", "<|assistant|>")
+VOCAB_SIZE = 768
+IMAGE_SIZE = 32
+PATCH = 8
+TEXT = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+}
+VISION = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+}
+
+
+def chat_template(image_token: str) -> str:
+    """A Jinja chat template: ``<|user|>`` images then text, ``<|assistant|>`` answer ``<eos>``."""
+    return (
+        "{%- for message in messages -%}"
+        "{{ '<|' + message['role'] + '|>' }}"
+        "{%- if message['content'] is string -%}{{ message['content'] }}"
+        "{%- else -%}{%- for item in message['content'] -%}"
+        "{%- if item['type'] == 'image' -%}{{ '" + image_token + "' }}"
+        "{%- elif item['type'] == 'text' -%}{{ item['text'] }}{%- endif -%}"
+        "{%- endfor -%}{%- endif -%}"
+        "{%- if message['role'] == 'assistant' -%}{{ '" + EOS + "' }}{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{ '<|assistant|>' }}{%- endif -%}"
+    )
+
+
+def build_tokenizer(corpus: Iterable[str], image_tokens: dict[str, str]) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE on ``corpus`` (any text still encodes, byte by byte).
+
+    ``image_tokens`` maps attribute names to tokens, e.g. ``{"image_token": "<image>"}``; they
+    become special tokens and ``tokenizer.image_token`` / ``tokenizer.image_token_id``.
+    """
+    specials = [PAD, BOS, EOS, *ROLE_TOKENS, *image_tokens.values()]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        extra_special_tokens=dict(image_tokens),
+    )
+
+
+def _text_config(cls: type, tokenizer: PreTrainedTokenizerFast, **extra) -> object:
+    return cls(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TEXT,
+        **extra,
+    )
+
+
+def _save(
+    model_config: object,
+    processor: object,
+    tokenizer: PreTrainedTokenizerFast,
+    out: Path,
+    seed: int,
+) -> Path:
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(model_config)
+    gen = model.generation_config
+    gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = (
+        tokenizer.bos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def build_llava(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
+    """LLaVA: 2-layer CLIP tower (CLS + 16 patches, CLS dropped) + 2-layer Llama."""
+    tokenizer = build_tokenizer(corpus, {"image_token": "<image>"})
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=PATCH,
+        vision_feature_select_strategy="default",
+        chat_template=chat_template("<image>"),
+        num_additional_image_tokens=1,  # CLIP's CLS token
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(image_size=IMAGE_SIZE, patch_size=PATCH, **VISION),
+        text_config=_text_config(LlamaConfig, tokenizer, num_key_value_heads=2),
+        image_token_id=tokenizer.image_token_id,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    return _save(config, processor, tokenizer, out, seed)
+
+
+def build_paligemma(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
+    """PaliGemma: 2-layer SigLIP tower (16 patches) + 2-layer Gemma; prefix/suffix processor."""
+    tokenizer = build_tokenizer(corpus, {"image_token": "<image>"})
+    image_processor = SiglipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    image_processor.image_seq_length = (IMAGE_SIZE // PATCH) ** 2
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    config = PaliGemmaConfig(
+        vision_config=SiglipVisionConfig(image_size=IMAGE_SIZE, patch_size=PATCH, **VISION),
+        text_config=_text_config(GemmaConfig, tokenizer, num_key_value_heads=1, head_dim=32),
+        image_token_id=tokenizer.image_token_id,
+        projection_dim=TEXT["hidden_size"],
+    )
+    config.vision_config.projection_dim = TEXT["hidden_size"]
+    return _save(config, processor, tokenizer, out, seed)
+
+
+def build_perception_lm(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
+    """Perception LM: 2-layer PE-core ViT via timm (16 patches of 16 px on 64 px) + 2-layer Llama."""
+    tokenizer = build_tokenizer(corpus, {"image_token": "<|image|>", "video_token": "<|video|>"})
+    tile = 64
+    processor = PerceptionLMProcessor(
+        video_processor=PerceptionLMVideoProcessor(),
+        image_processor=PerceptionLMImageProcessor(
+            tile_size=tile, max_num_tiles=1, vision_input_type="vanilla"
+        ),
+        tokenizer=tokenizer,
+        patch_size=16,
+        pooling_ratio=1,
+        chat_template=chat_template("<|image|>"),
+    )
+    vision = TimmWrapperConfig(
+        architecture="vit_pe_core_tiny_patch16_384",
+        model_args={"img_size": tile, "embed_dim": 64, "depth": 2, "num_heads": 4},
+    )
+    config = PerceptionLMConfig(
+        vision_config=vision,
+        text_config=_text_config(LlamaConfig, tokenizer, num_key_value_heads=2),
+        image_token_id=tokenizer.image_token_id,
+        video_token_id=tokenizer.video_token_id,
+        projector_pooling_ratio=1,
+    )
+    return _save(config, processor, tokenizer, out, seed)
+
+
+BUILDERS: dict[str, Callable[..., Path]] = {
+    "llava": build_llava,
+    "paligemma": build_paligemma,
+    "perception_lm": build_perception_lm,
+}

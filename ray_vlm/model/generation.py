@@ -1,0 +1,79 @@
+"""Batched generation: images + question -> answer text, for any supported VLM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from transformers import PreTrainedModel, ProcessorMixin
+
+from ray_vlm.preprocess import question_turns, render_prompt
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """``temperature == 0`` is greedy decoding; ``stop`` strings cut the returned text."""
+
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (EOS or a stop string) or "length"
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    cuts = [text.index(s) for s in stop if s and s in text]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+@torch.inference_mode()
+def generate(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    requests: Sequence[tuple[Sequence[Image.Image], str]],
+    params: SamplingParams = SamplingParams(),
+) -> list[Generation]:
+    """Answer each ``(images, question)`` request; one left-padded batch through ``model.generate``.
+
+    Returns one ``Generation`` per request, in order.
+    """
+    tokenizer = processor.tokenizer
+    tokenizer.padding_side = "left"
+    texts = [render_prompt(processor, question_turns(q), len(imgs)) for imgs, q in requests]
+    images = [list(imgs) for imgs, _ in requests]
+    has_images = any(images)
+    inputs = processor(
+        images=images if has_images else None, text=texts, return_tensors="pt", padding=True
+    ).to(model.device)
+    sampling = (
+        {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+        if params.temperature > 0
+        else {"do_sample": False}
+    )
+    out = model.generate(
+        **inputs,
+        max_new_tokens=params.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **sampling,
+    )
+    prompt_len = inputs["input_ids"].shape[1]
+    results = []
+    for row, mask in zip(out[:, prompt_len:], inputs["attention_mask"], strict=True):
+        ended = (row == tokenizer.eos_token_id).nonzero()
+        n = int(ended[0]) + 1 if len(ended) else len(row)
+        text, stopped = _cut_at_stop(
+            tokenizer.decode(row[:n], skip_special_tokens=True), params.stop
+        )
+        finish = "stop" if len(ended) or stopped else "length"
+        results.append(Generation(text.strip(), int(mask.sum()), n, finish))
+    return results

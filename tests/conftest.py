@@ -1,0 +1,21 @@
+"""Shared fixtures: small demo assets (data in both guides' layouts + three tiny models)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo assets with 40 train / 10 test images and all tiny models, built once per session."""
+    from ray_vlm.demo.assets import make_demo_assets
+
+    return make_demo_assets(tmp_path_factory.mktemp("assets"), counts={"train": 40, "test": 10})

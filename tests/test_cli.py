@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ray_vlm.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_make_demo_assets_cli(tmp_path: Path) -> None:
+    res = _cli(
+        "make-demo-assets",
+        "--out",
+        str(tmp_path / "a"),
+        "--train",
+        "4",
+        "--test",
+        "2",
+        "--models",
+        "llava",
+    )
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "a/models/llava/config.json").is_file()
+    assert not (tmp_path / "a/models/paligemma").exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_on_a_local_ray_cluster(tmp_path: Path) -> None:
+    res = _cli("demo", "--out", str(tmp_path / "demo"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "local Ray cluster" in res.stdout
+    assert "demo_captions              1000 records, 0 invalid" in res.stdout
+    for arch in ("llava", "paligemma", "perception_lm"):
+        assert f"  {arch}" in res.stdout

@@ -1,0 +1,35 @@
+"""Every YAML under configs/ loads into its dataclass (a renamed field breaks this test)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ray_vlm.config import FinetuneConfig, load_config
+from ray_vlm.demo.assets import demo_registry
+from ray_vlm.records import load_registry
+from tests.conftest import REPO
+
+SCHEMAS = {"finetune": FinetuneConfig}
+YAMLS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def test_there_are_configs() -> None:
+    assert YAMLS
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(REPO)))
+def test_yaml_loads_into_its_schema(path) -> None:
+    if path.name == "datasets.yaml":
+        assert load_registry(path)
+        return
+    folder = path.relative_to(REPO / "configs").parts[0]
+    assert folder in SCHEMAS, f"{path}: no schema registered for configs/{folder}/"
+    load_config(SCHEMAS[folder], [f"config={path}"])
+
+
+def test_shipped_registry_lists_the_demo_assets() -> None:
+    shipped = load_registry(REPO / "configs" / "datasets.yaml")
+    expected = demo_registry("demo_out/assets")
+    assert {n: (s.annotation, s.root_dir) for n, s in shipped.items() if n in expected} == {
+        n: (e["annotation"], e["root_dir"]) for n, e in expected.items()
+    }
