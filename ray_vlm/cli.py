@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from ray_vlm.config import ConfigError
@@ -11,7 +12,27 @@ from ray_vlm.config import ConfigError
 def _demo(args: argparse.Namespace) -> int:
     from ray_vlm.demo.run import run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, args.config)
+    return 0
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    from ray_vlm.config import FinetuneConfig, load_config
+    from ray_vlm.preprocess.check_data import check_data, format_check
+
+    cfg = load_config(FinetuneConfig, args.overrides, path=args.config)
+    check = check_data(cfg)
+    print(json.dumps(check.to_dict()) if args.json else format_check(check))
+    return 0 if check.invalid == 0 else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ray_vlm.config import load_config
+    from ray_vlm.config.serve_schema import ServeConfig
+    from ray_vlm.serve import run_server
+
+    cfg = load_config(ServeConfig, [f"ckpt={args.ckpt}", *args.overrides])
+    run_server(cfg, blocking=True)
     return 0
 
 
@@ -44,6 +65,37 @@ def _convert_hf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _consolidate(args: argparse.Namespace) -> int:
+    from ray_vlm.export import ExportError, consolidate
+
+    try:
+        print(consolidate(args.ckpt, args.out))
+    except ExportError as err:
+        print(f"ray-vlm consolidate: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ray_vlm.export import ExportError
+    from ray_vlm.export.generate_one import generate_one
+    from ray_vlm.model import SamplingParams
+
+    if args.media_type != "image":
+        print(
+            "ray-vlm generate: --media_type video is not supported; give an image", file=sys.stderr
+        )
+        return 2
+    params = SamplingParams(max_new_tokens=args.max_new_tokens)
+    try:
+        out = generate_one(args.ckpt, args.media_path, args.question, params)
+    except ExportError as err:
+        print(f"ray-vlm generate: {err}", file=sys.stderr)
+        return 2
+    print(f"Generation: {out.text}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ray_vlm.demo.tiny_models import BUILDERS
 
@@ -52,7 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run every stage on the embedded demo (local Ray cluster)")
     p.add_argument("--out", default="demo_out", help="folder for assets and outputs")
+    p.add_argument(
+        "--config", default="configs/finetune/demo.yaml", help="fine-tune config of the demo"
+    )
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("check-data", help="validate and preprocess every record of a datamix")
+    p.add_argument("--config", help="finetune YAML (or give config=PATH among the overrides)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data.datamix=a:1")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_check_data)
+
+    p = sub.add_parser("serve", help="OpenAI-compatible HTTP endpoint on Ray Serve (Ctrl-C stops)")
+    p.add_argument("--ckpt", required=True, help="exported Hugging Face directory or hub id")
+    p.add_argument(
+        "overrides", nargs="*", help="ServeConfig key=value, e.g. port=8000 replicas.max_replicas=4"
+    )
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser(
         "make-demo-assets", help="write demo data (both guides' layouts) and tiny models"
@@ -76,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-column", default=None, help="column naming each image file")
     p.add_argument("--prompt", default="Describe the image.", help="captioning prompt")
     p.set_defaults(func=_convert_hf)
+
+    p = sub.add_parser("consolidate", help="ZeRO-3 checkpoint -> Hugging Face directory")
+    p.add_argument("--ckpt", required=True, help="checkpoint dir: <dump_dir>/checkpoints/<step>")
+    p.add_argument("--out", default=None, help="output dir (default: <ckpt>/consolidated)")
+    p.set_defaults(func=_consolidate)
+
+    p = sub.add_parser("generate", help="answer one question about one image (PLM generate.py)")
+    p.add_argument(
+        "--ckpt", required=True, help="hub id, Hugging Face dir, checkpoint dir or run dump_dir"
+    )
+    p.add_argument("--media_type", default="image", choices=["image", "video"])
+    p.add_argument("--media_path", required=True)
+    p.add_argument("--question", required=True)
+    p.add_argument("--max_new_tokens", type=int, default=64)
+    p.set_defaults(func=_generate)
     return parser
 
 

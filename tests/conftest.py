@@ -14,6 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray cluster for every test that needs it (``ray_vlm``'s own ``ensure_ray``)."""
+    import ray
+
+    from ray_vlm.preprocess.ray_runtime import ensure_ray
+
+    ensure_ray()
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo assets with 40 train / 10 test images and all tiny models, built once per session."""
     from ray_vlm.demo.assets import make_demo_assets

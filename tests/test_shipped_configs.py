@@ -7,9 +7,13 @@ import pytest
 from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.demo.assets import demo_registry
 from ray_vlm.records import load_registry
+from ray_vlm.serve import check_serve_config
 from tests.conftest import REPO
 
-SCHEMAS = {"finetune": FinetuneConfig}
+SCHEMAS = {
+    "finetune": lambda path: load_config(FinetuneConfig, [f"config={path}"]),
+    "serve": check_serve_config,
+}
 YAMLS = sorted((REPO / "configs").rglob("*.yaml"))
 
 
@@ -24,7 +28,7 @@ def test_yaml_loads_into_its_schema(path) -> None:
         return
     folder = path.relative_to(REPO / "configs").parts[0]
     assert folder in SCHEMAS, f"{path}: no schema registered for configs/{folder}/"
-    load_config(SCHEMAS[folder], [f"config={path}"])
+    SCHEMAS[folder](path)
 
 
 def test_shipped_registry_lists_the_demo_assets() -> None:

@@ -26,25 +26,154 @@ class DataConfig:
     """Registry mapping a dataset name to ``{annotation, root_dir, format}`` (PLM layout)."""
     bad_records: str = "skip"
     """``skip``: count and report invalid records, go on; ``fail``: stop at the first one."""
-    verify_images: bool = True
-    """Decode every image while validating (catches truncated or non-image files early)."""
+    max_seq_len: int = 512
+    """Longest example in tokens. Longer ones lose text from the end, never image tokens."""
+    preprocess_workers: int = 2
+    """Ray Data actors running the processor (each holds one copy, uses one CPU)."""
+    preprocess_batch_size: int = 16
+    """Records per preprocessing call."""
+    group_by_length: bool = True
+    """Form batches from examples of similar length (less padding)."""
+    length_group_batches: int = 16
+    """How many batches' worth of examples are sorted by length together."""
 
     def __post_init__(self) -> None:
         check_choice("data.bad_records", self.bad_records, BAD_RECORD_POLICIES)
+
+
+TRAINABLE_MODES = ("full", "freeze_vision", "attention_only", "regex", "lora")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FROZEN_DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class DumpConfig:
+    every: int = 100
+    """Save a checkpoint every this many steps (and always at the last step)."""
+    keep: int = 2
+    """Checkpoints kept on storage (oldest removed first); 0 keeps all."""
 
 
 @dataclass
 class CheckpointConfig:
     init_ckpt_path: str = "demo_out/assets/models/llava"
     """Initial weights: a hub id (``facebook/Perception-LM-8B``) or a local Hugging Face directory."""
+    dump: DumpConfig = field(default_factory=DumpConfig)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    """Peak learning rate (AdamW), reached after ``warmup`` steps."""
+    weight_decay: float = 0.0
+    warmup: int = 10
+    """Linear warm-up steps from 0 to ``lr``."""
+    lr_min_ratio: float = 0.0
+    """Cosine decay ends at ``lr * lr_min_ratio`` at the last step."""
+    clip: float = 1.0
+    """Gradient clipping: largest global gradient norm (0 turns clipping off)."""
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.warmup < 0 or not 0 <= self.lr_min_ratio <= 1 or self.clip < 0:
+            raise ConfigError(
+                "keys 'optim.*': need lr > 0, warmup >= 0, 0 <= lr_min_ratio <= 1, clip >= 0"
+            )
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    """Rank of the LoRA update matrices."""
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    """Module names (of the language model) that get LoRA adapters."""
+
+
+@dataclass
+class ModelConfig:
+    trainable: str = "full"
+    """What trains: ``full``; ``freeze_vision`` (vision tower frozen; projector + LM train);
+    ``attention_only`` (only the language model's attention weights, the PaliGemma guide's choice);
+    ``regex`` (parameters whose name matches one of ``trainable_patterns``); ``lora`` (peft)."""
+    trainable_patterns: list[str] = field(default_factory=list)
+    """Regular expressions (``re.search``) of trainable parameter names, for ``trainable=regex``."""
+    frozen_dtype: str = "float32"
+    """dtype frozen parameters are held in (``bfloat16``/``float16`` halve their memory, as the
+    PaliGemma guide does); trainable parameters stay float32."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, ~30% more compute)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self) -> None:
+        check_choice("model.trainable", self.trainable, TRAINABLE_MODES)
+        check_choice("model.frozen_dtype", self.frozen_dtype, FROZEN_DTYPES)
+        if self.trainable == "regex" and not self.trainable_patterns:
+            raise ConfigError(
+                "key 'model.trainable_patterns': give at least one for trainable=regex"
+            )
+
+
+@dataclass
+class DistributedConfig:
+    num_workers: int = 2
+    """Ray Train workers (one process each; one GPU each with ``use_gpu``)."""
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 1.0
+    """GPUs per worker when ``use_gpu`` (fractions share a GPU)."""
+    zero_stage: int = 3
+    """DeepSpeed ZeRO stage 0-3; 3 shards parameters, gradients and optimizer state."""
+    offload_optimizer: bool = False
+    """ZeRO-Offload: optimizer state in CPU memory."""
+    offload_params: bool = False
+    """ZeRO-Infinity style parameter offload to CPU memory (stage 3 only)."""
+    deepspeed_config: str = "configs/deepspeed/zero3.json"
+    """Base DeepSpeed JSON; batch sizes, optimizer, precision and the stage are set from this config."""
+    precision: str = "auto"
+    """``auto``: bf16 on GPU, fp32 on CPU; or ``fp32``/``bf16``/``fp16``."""
+    max_failures: int = 3
+    """Times Ray Train restarts the worker group after a failure before the run fails."""
+
+    def __post_init__(self) -> None:
+        check_choice("distributed.precision", self.precision, PRECISIONS)
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ConfigError(f"key 'distributed.zero_stage': {self.zero_stage} is not 0-3")
+        if self.num_workers < 1:
+            raise ConfigError("key 'distributed.num_workers': must be >= 1")
+
+
+@dataclass
+class LoggingConfig:
+    freq: int = 10
+    """Write a metrics line (and a progress line to ``train.log``) every this many steps."""
 
 
 @dataclass
 class FinetuneConfig:
     dump_dir: str = "demo_out/runs/finetune"
-    """Where checkpoints, logs, metrics and the resolved config are written."""
+    """Where checkpoints, logs, metrics and the resolved config are written (local path or URI)."""
+    name: str = "finetune"
+    """Run name (Ray Train run name, shown in logs)."""
     steps: int = 100
     """Total optimizer steps."""
+    batch_size: int = 8
+    """Examples per worker per micro-step."""
+    grad_acc_steps: int = 1
+    """Micro-steps accumulated per optimizer step (global batch = batch_size x workers x this)."""
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.grad_acc_steps < 1:
+            raise ConfigError("keys 'steps', 'batch_size', 'grad_acc_steps': must be >= 1")

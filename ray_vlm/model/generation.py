@@ -10,6 +10,10 @@ from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
 from ray_vlm.preprocess import question_turns, render_prompt
+from ray_vlm.records import Turn
+
+Prompt = str | Sequence[Turn]
+"""A single question, or a conversation of turns ending with the user's question."""
 
 
 @dataclass(frozen=True)
@@ -35,20 +39,23 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[: min(cuts)], True) if cuts else (text, False)
 
 
+def _turns(prompt: Prompt) -> list[Turn]:
+    return question_turns(prompt) if isinstance(prompt, str) else list(prompt)
+
+
 @torch.inference_mode()
 def generate(
     model: PreTrainedModel,
     processor: ProcessorMixin,
-    requests: Sequence[tuple[Sequence[Image.Image], str]],
+    requests: Sequence[tuple[Sequence[Image.Image], Prompt]],
     params: SamplingParams = SamplingParams(),
 ) -> list[Generation]:
-    """Answer each ``(images, question)`` request; one left-padded batch through ``model.generate``.
-
-    Returns one ``Generation`` per request, in order.
+    """Answer each ``(images, question or turns)`` request; one left-padded batch through
+    ``model.generate``. Returns one ``Generation`` per request, in order.
     """
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
-    texts = [render_prompt(processor, question_turns(q), len(imgs)) for imgs, q in requests]
+    texts = [render_prompt(processor, _turns(p), len(imgs)) for imgs, p in requests]
     images = [list(imgs) for imgs, _ in requests]
     has_images = any(images)
     inputs = processor(

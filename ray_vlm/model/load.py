@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
+from transformers import AutoModelForImageTextToText, PreTrainedModel
 
+from ray_vlm.preprocess.processor import load_processor
 
-def load_processor(path: str) -> ProcessorMixin:
-    """The model's own ``AutoProcessor`` (chat template, image processing, tokenizer)."""
-    return AutoProcessor.from_pretrained(path)
+__all__ = ["load_model", "load_processor"]
 
 
 def load_model(path: str, dtype: torch.dtype = torch.float32) -> PreTrainedModel:

@@ -18,7 +18,7 @@ def test_defaults_file_then_overrides(tmp_path: Path) -> None:
 
 
 def test_round_trip_through_saved_yaml(tmp_path: Path) -> None:
-    cfg = load_config(FinetuneConfig, ["steps=11", "data.verify_images=false", "dump_dir=/x/y"])
+    cfg = load_config(FinetuneConfig, ["steps=11", "data.group_by_length=false", "dump_dir=/x/y"])
     saved = save_config(cfg, tmp_path / "out" / "config.yaml")
     assert load_config(FinetuneConfig, [f"config={saved}"]) == cfg
 
@@ -29,7 +29,7 @@ def test_round_trip_through_saved_yaml(tmp_path: Path) -> None:
         (["stepz=3"], "'stepz'"),
         (["data.datamx=a:1"], "'data.datamx'"),
         (["steps=many"], "'steps'"),
-        (["data.verify_images=perhaps"], "'data.verify_images'"),
+        (["data.group_by_length=perhaps"], "'data.group_by_length'"),
         (["data.bad_records=ignore"], "'data.bad_records'"),
         (["steps"], "key=value"),
         (["config=/no/such/file.yaml"], "/no/such/file.yaml"),

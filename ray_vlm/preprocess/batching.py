@@ -1,0 +1,79 @@
+"""Examples -> padded training batches, grouped by length so little compute goes to padding.
+
+``length_grouped(examples, batch_size, group_batches)`` reads ``batch_size * group_batches``
+examples, sorts them by ``num_tokens``, cuts them into batches and yields those in random order
+(``group_batches=1`` keeps stream order). ``collate(examples, pad_id)`` pads on the right:
+
+- ``input_ids``, ``labels`` (``IGNORE`` on padding), ``attention_mask``, ``token_type_ids``:
+  int64 ``[B, L]`` with ``L`` the longest example of the batch;
+- ``pixel_values``: float32 ``[sum of num_images, *image_shape]``, the batch's images in order
+  (the order their image tokens appear in ``input_ids``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from ray_vlm.preprocess.encode import IGNORE
+
+Example = dict[str, Any]
+
+
+def length_grouped(
+    examples: Iterable[Example], batch_size: int, group_batches: int, seed: int = 0
+) -> Iterator[list[Example]]:
+    """Batches of ``batch_size`` examples of similar length; a short last batch is kept."""
+    rng = random.Random(seed)
+    window: list[Example] = []
+
+    def flush() -> Iterator[list[Example]]:
+        if group_batches > 1:
+            window.sort(key=lambda e: int(e["num_tokens"]))
+        batches = [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
+        if group_batches > 1:
+            rng.shuffle(batches)
+        yield from batches
+        window.clear()
+
+    for example in examples:
+        window.append(example)
+        if len(window) == batch_size * group_batches:
+            yield from flush()
+    yield from flush()
+
+
+def padding_share(batches: Iterable[list[Example]]) -> float:
+    """Fraction of token slots in padded batches that are padding."""
+    real = padded = 0
+    for batch in batches:
+        lengths = [int(e["num_tokens"]) for e in batch]
+        real += sum(lengths)
+        padded += max(lengths) * len(lengths)
+    return 1 - real / padded if padded else 0.0
+
+
+def _pad(rows: list[np.ndarray], value: int, length: int) -> torch.Tensor:
+    out = np.full((len(rows), length), value, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return torch.from_numpy(out)
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad a list of encoded examples into model-ready tensors (shapes in the module docstring)."""
+    length = max(int(e["num_tokens"]) for e in examples)
+    ids = [np.asarray(e["input_ids"]) for e in examples]
+    mask = [np.ones(len(r), dtype=np.int64) for r in ids]
+    pixels = np.concatenate([np.asarray(e["pixel_values"], dtype=np.float32) for e in examples])
+    return {
+        "input_ids": _pad(ids, pad_id, length),
+        "labels": _pad([np.asarray(e["labels"]) for e in examples], IGNORE, length),
+        "attention_mask": _pad(mask, 0, length),
+        "token_type_ids": _pad([np.asarray(e["token_type_ids"]) for e in examples], 0, length),
+        "pixel_values": torch.from_numpy(pixels),
+    }

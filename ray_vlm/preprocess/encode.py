@@ -1,0 +1,142 @@
+"""One record -> model inputs, with the model's own processor, loss only on answer tokens.
+
+``Encoder(processor, max_seq_len).encode(record)`` returns an ``Example`` (numpy arrays):
+
+- ``input_ids``  int64 ``[T]``: the rendered conversation, image tokens expanded by the processor;
+- ``labels``     int64 ``[T]``: ``input_ids`` on assistant answer tokens (and the end-of-turn token
+  the template puts after each answer), ``IGNORE`` (-100) everywhere else;
+- ``token_type_ids`` int64 ``[T]``: PaliGemma's prefix (0) / suffix (1) marks; zeros for chat models;
+- ``pixel_values`` float32 ``[num_images, *image_shape]`` (``[0, *image_shape]`` for text-only).
+
+Truncation (``T > max_seq_len``) never cuts image tokens: the text tail is cut, and a record whose
+image tokens and prompt alone do not fit is rejected with ``EncodeError(kind="too_long")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from transformers import ProcessorMixin
+
+from ray_vlm.preprocess.prompt import chat_messages, prompt_style
+from ray_vlm.records import ASSISTANT, Record, load_image
+
+IGNORE = -100
+
+
+class EncodeError(ValueError):
+    """A record that cannot become a training example; ``kind`` is a ``RecordReport`` kind."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+@dataclass
+class Example:
+    input_ids: np.ndarray
+    labels: np.ndarray
+    token_type_ids: np.ndarray
+    pixel_values: np.ndarray
+    truncated: bool
+
+
+def _find(haystack: np.ndarray, needle: np.ndarray, start: int) -> int:
+    """First index ``>= start`` where ``needle`` occurs in ``haystack``, or -1."""
+    for pos in np.flatnonzero(haystack[start:] == needle[0]) + start:
+        if np.array_equal(haystack[pos : pos + len(needle)], needle):
+            return int(pos)
+    return -1
+
+
+class Encoder:
+    """Encodes records for one processor; holds it and its image shape. Not thread-safe."""
+
+    def __init__(self, processor: ProcessorMixin, max_seq_len: int) -> None:
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.max_seq_len = max_seq_len
+        self.style = prompt_style(processor)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(processor.image_token)
+        probe = Image.new("RGB", (32, 32))
+        self.image_shape = tuple(
+            processor.image_processor(images=[probe], return_tensors="np")["pixel_values"].shape[1:]
+        )
+
+    def encode(self, record: Record) -> Example:
+        try:
+            images = [load_image(p) for p in record.images]
+        except ValueError as err:
+            raise EncodeError("image", str(err)) from None
+        if self.style == "prefix_suffix":
+            ids, labels, types, pixels = self._prefix_suffix(record, images)
+        else:
+            ids, labels, types, pixels = self._chat(record, images)
+        truncated = len(ids) > self.max_seq_len
+        if truncated:
+            self._check_truncatable(ids, labels)
+            ids, labels, types = (a[: self.max_seq_len] for a in (ids, labels, types))
+        return Example(ids, labels, types, pixels, truncated)
+
+    def _pixels(self, inputs, images: list) -> np.ndarray:
+        if not images:
+            return np.zeros((0, *self.image_shape), dtype=np.float32)
+        return np.asarray(inputs["pixel_values"], dtype=np.float32).reshape(
+            len(images), *self.image_shape
+        )
+
+    def _chat(self, record: Record, images: list) -> tuple[np.ndarray, ...]:
+        turns = list(record.turns)
+        render = self.processor.apply_chat_template
+        full = render(chat_messages(turns, len(images)), tokenize=False)
+        inputs = self.processor(images=images or None, text=full, return_tensors="np")
+        ids = np.asarray(inputs["input_ids"][0], dtype=np.int64)
+        labels = np.full_like(ids, IGNORE)
+        cursor = 0
+        for k, turn in enumerate(turns):
+            if turn.role != ASSISTANT:
+                continue
+            before = render(
+                chat_messages(turns[:k], len(images)), add_generation_prompt=True, tokenize=False
+            )
+            through = render(chat_messages(turns[: k + 1], len(images)), tokenize=False)
+            if not through.startswith(before):
+                raise EncodeError(
+                    "invalid", "the chat template does not render turns incrementally"
+                )
+            target = np.asarray(
+                self.tokenizer(through[len(before) :], add_special_tokens=False)["input_ids"]
+            )
+            pos = _find(ids, target, cursor)
+            if pos < 0:
+                raise EncodeError(
+                    "invalid", f"answer {k // 2 + 1} not found in the tokenized conversation"
+                )
+            labels[pos : pos + len(target)] = target
+            cursor = pos + len(target)
+        return ids, labels, np.zeros_like(ids), self._pixels(inputs, images)
+
+    def _prefix_suffix(self, record: Record, images: list) -> tuple[np.ndarray, ...]:
+        if not images:
+            raise EncodeError("invalid", "PaliGemma-style models need an image in every record")
+        prefix = self.processor.image_token * len(images) + record.prompt
+        inputs = self.processor(
+            images=[images], text=[prefix], suffix=[record.answer], return_tensors="np"
+        )
+        ids = np.asarray(inputs["input_ids"][0], dtype=np.int64)
+        labels = np.asarray(inputs["labels"][0], dtype=np.int64)
+        types = np.asarray(inputs["token_type_ids"][0], dtype=np.int64)
+        return ids, labels, types, self._pixels(inputs, images)
+
+    def _check_truncatable(self, ids: np.ndarray, labels: np.ndarray) -> None:
+        image_end = int(np.flatnonzero(ids == self.image_token_id).max(initial=-1)) + 1
+        first_label = int(np.flatnonzero(labels != IGNORE).min(initial=len(ids)))
+        needed = max(image_end, first_label) + 1
+        if needed > self.max_seq_len:
+            raise EncodeError(
+                "too_long",
+                f"image tokens and prompt need {needed} tokens but data.max_seq_len={self.max_seq_len}; "
+                "raise data.max_seq_len or shorten the prompt",
+            )

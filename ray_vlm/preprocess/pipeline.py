@@ -1,0 +1,94 @@
+"""The Ray Data pipeline: planned chunks -> parsed records -> encoded examples, streamed.
+
+``build_dataset(sources, plan, processor_path, cfg)`` returns a ``Dataset`` whose rows are
+encoded examples (see ``encode.Example``) plus ``num_tokens``, ``num_images``, ``dataset``,
+``source`` and ``truncated``, and the ``RecordReport`` actor that counts what was left out.
+Nothing runs until the dataset is consumed (a Ray Train worker's shard, or ``check_data``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import ray
+
+from ray_vlm.config import DataConfig
+from ray_vlm.preprocess.encode import EncodeError, Encoder
+from ray_vlm.preprocess.processor import load_processor
+from ray_vlm.preprocess.record_stream import RECORD_COLUMNS, STAGE_CPUS, record_dataset
+from ray_vlm.preprocess.report import RecordReport, report_or_raise
+from ray_vlm.preprocess.stream_plan import Chunk
+from ray_vlm.records import Record
+
+
+class EncodeBatch:
+    """``map_batches`` callable: one per preprocessing actor, holding the processor once."""
+
+    def __init__(self, processor_path: str, max_seq_len: int, report, policy: str) -> None:
+        self.encoder = Encoder(load_processor(processor_path), max_seq_len)
+        self.report = report
+        self.policy = policy
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {k: [] for k in OUTPUT_COLUMNS}
+        notes = []
+        for i in range(len(batch["source"])):
+            record = Record.from_row({k: batch[k][i] for k in RECORD_COLUMNS})
+            try:
+                ex = self.encoder.encode(record)
+            except EncodeError as err:
+                notes.append(
+                    {
+                        "dataset": record.dataset,
+                        "source": record.source,
+                        "reason": str(err),
+                        "kind": err.kind,
+                    }
+                )
+                continue
+            if ex.truncated:
+                notes.append(
+                    {
+                        "dataset": record.dataset,
+                        "source": record.source,
+                        "kind": "truncated",
+                        "reason": f"text cut to data.max_seq_len={self.encoder.max_seq_len} tokens",
+                    }
+                )
+            for key, value in (
+                ("input_ids", ex.input_ids),
+                ("labels", ex.labels),
+                ("token_type_ids", ex.token_type_ids),
+                ("pixel_values", ex.pixel_values),
+                ("num_tokens", len(ex.input_ids)),
+                ("num_images", len(ex.pixel_values)),
+                ("dataset", record.dataset),
+                ("source", record.source),
+                ("truncated", ex.truncated),
+            ):
+                out[key].append(value)
+        report_or_raise(self.report, notes, self.policy)
+        return out
+
+
+OUTPUT_COLUMNS = (
+    "input_ids", "labels", "token_type_ids", "pixel_values",
+    "num_tokens", "num_images", "dataset", "source", "truncated",
+)  # fmt: skip
+
+
+def build_dataset(
+    plan: list[Chunk], processor_path: str, cfg: DataConfig
+) -> tuple[ray.data.Dataset, Any]:
+    """The streaming dataset of encoded examples for ``plan`` and its ``RecordReport`` actor."""
+    report = RecordReport.remote()
+    records = record_dataset(plan, report, cfg.bad_records)
+    encoded = records.map_batches(
+        EncodeBatch,
+        fn_constructor_args=(processor_path, cfg.max_seq_len, report, cfg.bad_records),
+        batch_size=cfg.preprocess_batch_size,
+        compute=ray.data.ActorPoolStrategy(size=cfg.preprocess_workers),
+        num_cpus=STAGE_CPUS,
+    )
+    return encoded, report

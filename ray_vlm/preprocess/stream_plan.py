@@ -1,0 +1,100 @@
+"""Plan which annotation lines a run reads, in which order: the datamix made concrete.
+
+An annotation file is cut into chunks of ``CHUNK_LINES`` lines, located by byte offsets found in
+one streaming pass (no file is held in memory). A plan is a list of ``Chunk``s:
+
+- ``plan_each_once``: every chunk of every source once (check-data, evaluation);
+- ``plan_weighted``: about ``total`` records drawn so that each source's share of the stream is
+  its datamix weight — a source is cycled (re-shuffled each pass) when its quota exceeds its size,
+  and chunks of all sources are interleaved at random, so any stretch of the stream holds the mix.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from ray_vlm.records import DatamixEntry, DatasetSpec
+
+CHUNK_LINES = 64
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Lines ``[first_line, first_line + num_lines)`` of ``spec.annotation`` at bytes ``[start, end)``.
+
+    ``first_line`` is 1-based. A CSV file is one chunk (its header is needed to parse any row).
+    Only the first ``limit`` lines are read (less than ``num_lines`` for the last chunk of a quota).
+    """
+
+    spec: DatasetSpec
+    start: int
+    end: int
+    first_line: int
+    num_lines: int
+    limit: int
+
+
+def index_chunks(spec: DatasetSpec, chunk_lines: int = CHUNK_LINES) -> list[Chunk]:
+    """Cut a resolved registry entry's annotation into chunks of ``chunk_lines`` lines."""
+    path = Path(spec.annotation)
+    if spec.format == "paligemma_csv":
+        lines = sum(1 for _ in path.open("rb")) - 1
+        return [Chunk(spec, 0, path.stat().st_size, 1, lines + 1, lines)]
+    chunks, offset, first, count = [], 0, 1, 0
+    start = 0
+    with path.open("rb") as f:
+        for line in f:
+            offset += len(line)
+            count += 1
+            if count == chunk_lines:
+                chunks.append(Chunk(spec, start, offset, first, count, count))
+                start, first, count = offset, first + count, 0
+    if count:
+        chunks.append(Chunk(spec, start, offset, first, count, count))
+    return chunks
+
+
+def plan_each_once(sources: list[tuple[DatamixEntry, DatasetSpec]]) -> list[Chunk]:
+    """Every line of every source, once, in file order."""
+    return [chunk for _, spec in sources for chunk in index_chunks(spec)]
+
+
+def _quota_chunks(chunks: list[Chunk], quota: int, rng: random.Random) -> list[Chunk]:
+    """Chunks covering ``quota`` lines: whole shuffled passes, then part of one more."""
+    picked: list[Chunk] = []
+    size = sum(c.num_lines for c in chunks)
+    while quota > 0 and size > 0:
+        for chunk in rng.sample(chunks, len(chunks)):
+            if quota <= 0:
+                break
+            take = min(chunk.limit, quota)
+            picked.append(
+                Chunk(chunk.spec, chunk.start, chunk.end, chunk.first_line, chunk.num_lines, take)
+            )
+            quota -= take
+    return picked
+
+
+def plan_weighted(
+    sources: list[tuple[DatamixEntry, DatasetSpec]], total: int, seed: int
+) -> list[Chunk]:
+    """About ``total`` records, each source contributing ``share * total``, interleaved at random.
+
+    Interleaving picks the next chunk's source with probability proportional to the lines that
+    source still has to give, so the mix holds within every part of the stream, not just overall.
+    """
+    rng = random.Random(seed)
+    queues = [
+        _quota_chunks(index_chunks(spec), round(entry.share * total), rng)
+        for entry, spec in sources
+    ]
+    remaining = [sum(c.limit for c in q) for q in queues]
+    plan: list[Chunk] = []
+    while any(remaining):
+        i = rng.choices(range(len(queues)), weights=remaining)[0]
+        chunk = queues[i].pop(0)
+        remaining[i] -= chunk.limit
+        plan.append(chunk)
+    return plan

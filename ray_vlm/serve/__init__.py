@@ -1,0 +1,19 @@
+"""Stage 6 of the flow: a Ray Serve application answering OpenAI-style chat completions.
+
+``build_application(ServeConfig)`` / ``build_app(args)`` (Serve config files), ``run_server``
+(``ray-vlm serve``), ``VLMHandle`` (in-cluster callers, no HTTP), ``check_serve_config``.
+"""
+
+from ray_vlm.serve.app import build_app, build_application
+from ray_vlm.serve.config_file import check_serve_config
+from ray_vlm.serve.handle import VLMHandle
+from ray_vlm.serve.server import run_server, serve_and_ask
+
+__all__ = [
+    "VLMHandle",
+    "build_app",
+    "build_application",
+    "check_serve_config",
+    "run_server",
+    "serve_and_ask",
+]

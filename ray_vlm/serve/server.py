@@ -1,0 +1,99 @@
+"""Run the endpoint from Python or ``ray-vlm serve``, and ask it one question (the demo).
+
+``run_server(cfg)`` joins the Ray cluster named by ``RAY_ADDRESS`` or starts a local one, starts
+Serve's HTTP proxy on ``cfg.host:cfg.port`` and deploys the application.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+
+from ray_vlm.config.serve_schema import ServeConfig
+from ray_vlm.preprocess.ray_runtime import ensure_ray
+from ray_vlm.serve.app import build_application
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_url(cfg: ServeConfig) -> str:
+    """What to give the OpenAI client as ``base_url``, e.g. ``http://127.0.0.1:8000/v1``."""
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    return f"http://{host}:{cfg.port}{cfg.route_prefix.rstrip('/')}/v1"
+
+
+def run_server(cfg: ServeConfig, blocking: bool) -> str:
+    """Deploy the application and return its ``base_url``; ``blocking`` waits for Ctrl-C, then
+    shuts Serve down."""
+    ensure_ray()
+    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    serve.run(build_application(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix)
+    url = base_url(cfg)
+    if blocking:
+        print(f"serving '{cfg.served_model_name}' at {url} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            serve.shutdown()
+    return url
+
+
+def image_data_url(path: str | Path) -> str:
+    """A file's bytes as a ``data:image/...;base64,...`` URL (what clients send)."""
+    suffix = Path(path).suffix.lstrip(".").lower().replace("jpg", "jpeg") or "png"
+    return f"data:image/{suffix};base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
+
+
+def post_chat(url: str, body: dict[str, Any], api_key: str = "", timeout_s: float = 60.0) -> dict:
+    """POST ``body`` to ``{url}/chat/completions``; the parsed JSON answer (raises on non-2xx)."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(
+        f"{url}/chat/completions", json.dumps(body).encode(), headers, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        return json.loads(resp.read())
+
+
+def serve_and_ask(model_dir: str | Path, image: str | Path, question: str) -> dict[str, Any]:
+    """Serve ``model_dir`` on a free loopback port, send one real HTTP request with ``image``,
+    shut Serve down. Returns ``{"url", "answer", "usage", "seconds"}``. Uses the running Ray
+    cluster, or starts a local one."""
+    cfg = ServeConfig(ckpt=str(model_dir), port=free_loopback_port(), app_name="ray_vlm_demo")
+    url = run_server(cfg, blocking=False)
+    try:
+        content = [
+            {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+            {"type": "text", "text": question},
+        ]
+        body = {
+            "model": cfg.served_model_name,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": 16,
+            "temperature": 0,
+        }
+        start = time.perf_counter()
+        answer = post_chat(url, body)
+        seconds = time.perf_counter() - start
+    finally:
+        serve.shutdown()
+    return {
+        "url": url,
+        "answer": answer["choices"][0]["message"]["content"],
+        "usage": answer["usage"],
+        "seconds": round(seconds, 3),
+    }

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import numpy as np
+
+from ray_vlm.preprocess.batching import collate, length_grouped, padding_share
+from ray_vlm.preprocess.encode import IGNORE
+
+
+def _example(n: int, images: int) -> dict:
+    ids = np.arange(1, n + 1)
+    return {
+        "input_ids": ids,
+        "labels": np.where(ids > n - 2, ids, IGNORE),
+        "token_type_ids": np.zeros(n, dtype=np.int64),
+        "pixel_values": np.ones((images, 3, 4, 4), dtype=np.float32),
+        "num_tokens": n,
+        "num_images": images,
+    }
+
+
+def test_length_grouping_cuts_padding_and_keeps_every_example() -> None:
+    rng = np.random.default_rng(0)
+    examples = [_example(int(n), 1) for n in rng.integers(5, 200, size=256)]
+    naive = list(length_grouped(examples, batch_size=8, group_batches=1))
+    grouped = list(length_grouped(examples, batch_size=8, group_batches=16))
+    assert sorted(id(e) for b in grouped for e in b) == sorted(id(e) for e in examples)
+    assert padding_share(grouped) < 0.1 < padding_share(naive)
+
+
+def test_collate_pads_right_and_concatenates_images() -> None:
+    batch = collate([_example(3, 1), _example(5, 0), _example(2, 2)], pad_id=0)
+    assert (
+        batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (3, 5)
+    )
+    assert batch["input_ids"][0].tolist() == [1, 2, 3, 0, 0]
+    assert batch["labels"][0].tolist() == [IGNORE, 2, 3, IGNORE, IGNORE]
+    assert batch["attention_mask"].sum(1).tolist() == [3, 5, 2]
+    assert batch["pixel_values"].shape == (3, 3, 4, 4)
