@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 LOCAL_TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast format install clean
+.PHONY: demo test test-fast format install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,7 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ray-vlm demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+# The HTML report test opens the report in Debian's headless chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (the HTML report test opens the report in it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q

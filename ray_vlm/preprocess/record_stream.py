@@ -21,7 +21,7 @@ import ray
 
 from ray_vlm.preprocess.report import report_or_raise
 from ray_vlm.preprocess.stream_plan import Chunk
-from ray_vlm.records import BadRecord, RecordError
+from ray_vlm.records import BadRecord, Record, RecordError
 from ray_vlm.records.reader import parse_item
 
 STAGE_CPUS = 1.0
@@ -79,3 +79,11 @@ def record_dataset(plan: list[Chunk], report, policy: str) -> ray.data.Dataset:
     return ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 200))).map_batches(
         read_chunks, fn_kwargs={"report": report, "policy": policy}, num_cpus=STAGE_CPUS
     )
+
+
+def records_of_batch(batch: dict[str, Any]) -> list[Record]:
+    """The ``Record``s of a Ray Data batch of record rows (columns ``RECORD_COLUMNS``)."""
+    return [
+        Record.from_row({k: batch[k][i] for k in RECORD_COLUMNS})
+        for i in range(len(batch["source"]))
+    ]

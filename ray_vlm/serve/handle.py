@@ -79,11 +79,24 @@ class VLMHandle:
         requests: Sequence[tuple[Sequence[Image.Image], Prompt]],
         params: SamplingParams,
         timeout_s: float | None = None,
-    ) -> list[Generation]:
-        """Answer ``(images, question or turns)`` requests, all sent at once, in order."""
+        return_errors: bool = False,
+    ) -> list[Generation] | list[Generation | Exception]:
+        """Answer ``(images, question or turns)`` requests, all sent at once, in order.
+
+        ``return_errors``: a request that fails (refused, timed out, out of retries) gives its
+        exception in its place instead of raising, so one bad request does not sink the rest.
+        """
         reqs = [as_request(images, prompt, params) for images, prompt in requests]
         responses = [self._send(r) for r in reqs]
-        return [self._collect(r, resp, timeout_s) for r, resp in zip(reqs, responses, strict=True)]
+        results: list[Generation | Exception] = []
+        for request, response in zip(reqs, responses, strict=True):
+            try:
+                results.append(self._collect(request, response, timeout_s))
+            except Exception as err:
+                if not return_errors:
+                    raise
+                results.append(err)
+        return results
 
     def _collect(
         self, request: GenerationRequest, response: DeploymentResponse, timeout_s: float | None

@@ -1,0 +1,1 @@
+"""`evaluate.Metric` modules, one folder each, loadable with `evaluate.load(folder)`."""

@@ -1,0 +1,1 @@
+"""The `evaluate` module folder cider (package marker so a wheel ships it)."""
