@@ -77,6 +77,18 @@ def load_config(cls: type[T], args: list[str] | None = None, path: str | None = 
         raise ConfigError(_describe(err)) from None
 
 
+def config_from_dict(cls: type[T], data: dict[str, Any], origin: str) -> T:
+    """``cls`` from its defaults and the plain mapping ``data`` (e.g. a Serve config file's
+    ``args``); ``ConfigError`` naming ``origin`` and the key on unknown keys or bad values."""
+    cfg = _merge(OmegaConf.structured(cls), data, origin)
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{origin}: {_describe(err)}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{origin}: {err}") from None
+
+
 def config_to_yaml(cfg: Any) -> str:
     """The resolved config as YAML text (what is written next to every output)."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))

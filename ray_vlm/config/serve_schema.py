@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
-
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ray_vlm.config.loader import ConfigError
 
@@ -160,17 +156,3 @@ class ServeConfig:
     @property
     def served_model_name(self) -> str:
         return self.model_name or self.ckpt.rstrip("/").rsplit("/", 1)[-1]
-
-
-def serve_config_from_dict(data: dict[str, Any], origin: str) -> ServeConfig:
-    """``ServeConfig`` from a plain mapping (a Serve config file's ``args``); ``ConfigError``
-    naming ``origin`` and the key for unknown keys or bad values."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ServeConfig), data)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        msg = str(err).splitlines()[0]
-        raise ConfigError(f"{origin}: key '{key}': {msg}" if key else f"{origin}: {msg}") from None
-    except ConfigError as err:
-        raise ConfigError(f"{origin}: {err}") from None

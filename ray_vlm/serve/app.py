@@ -18,8 +18,8 @@ from typing import Any
 
 from ray.serve import Application
 
-from ray_vlm.config.loader import ConfigError
-from ray_vlm.config.serve_schema import ServeConfig, serve_config_from_dict
+from ray_vlm.config.loader import ConfigError, config_from_dict
+from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.serve.generator import VLMGenerator
 from ray_vlm.serve.ingress import OpenAIIngress
 
@@ -72,7 +72,7 @@ def config_from_args(args: dict[str, Any], origin: str = "application args") -> 
             f"{origin}: {', '.join(owned)} belong to the Serve config file (application name, "
             "route_prefix, http_options), not to args"
         )
-    return serve_config_from_dict(args, origin)
+    return config_from_dict(ServeConfig, args, origin)
 
 
 def build_app(args: dict[str, Any]) -> Application:

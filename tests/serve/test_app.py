@@ -14,7 +14,8 @@ import openai
 import pytest
 from PIL import Image
 
-from ray_vlm.config.serve_schema import ServeConfig, serve_config_from_dict
+from ray_vlm.config.loader import config_from_dict
+from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.model import SamplingParams
 from ray_vlm.records import ASSISTANT, USER, Turn
 from ray_vlm.serve.errors import RequestError
@@ -44,7 +45,7 @@ def _config(ckpt: Path, port: int, **extra) -> ServeConfig:
         "defaults": {"temperature": 0.0, "max_tokens": 8},
         **extra,
     }
-    return serve_config_from_dict(args, "test")
+    return config_from_dict(ServeConfig, args, "test")
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +63,14 @@ def endpoint(demo_assets: Path, ray_local):
 
 def test_api_key_comes_from_the_config_or_the_environment(monkeypatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
-    assert serve_config_from_dict({"auth": {"api_key_env": KEY_ENV}}, "t").auth.resolve() == KEY
-    assert serve_config_from_dict({"auth": {"api_key": "k2"}}, "t").auth.resolve() == "k2"
+    assert (
+        config_from_dict(ServeConfig, {"auth": {"api_key_env": KEY_ENV}}, "t").auth.resolve() == KEY
+    )
+    assert config_from_dict(ServeConfig, {"auth": {"api_key": "k2"}}, "t").auth.resolve() == "k2"
     monkeypatch.delenv(KEY_ENV)
-    assert serve_config_from_dict({"auth": {"api_key_env": KEY_ENV}}, "t").auth.resolve() == ""
+    assert (
+        config_from_dict(ServeConfig, {"auth": {"api_key_env": KEY_ENV}}, "t").auth.resolve() == ""
+    )
 
 
 @pytest.fixture

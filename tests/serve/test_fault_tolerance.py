@@ -11,7 +11,8 @@ import pytest
 import ray
 from ray import serve
 
-from ray_vlm.config.serve_schema import serve_config_from_dict
+from ray_vlm.config.loader import config_from_dict
+from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.serve.handle import GENERATOR_DEPLOYMENT
 from ray_vlm.serve.server import free_loopback_port, image_data_url, run_server
 from tests.serve.conftest import demo_image, image_question, post, serve_session
@@ -31,7 +32,7 @@ def endpoint(demo_assets: Path, ray_local):
         "replicas": {"min_replicas": 2, "max_replicas": 2, "num_cpus": 0.5},
     }
     with serve_session():
-        yield run_server(serve_config_from_dict(args, "test"), blocking=False)
+        yield run_server(config_from_dict(ServeConfig, args, "test"), blocking=False)
 
 
 def _generator_replica_names() -> list[str]:
