@@ -36,6 +36,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from ray_vlm.config import FinetuneConfig, load_config
+    from ray_vlm.export.finetune import train_and_export
+
+    out = train_and_export(load_config(FinetuneConfig, args.overrides, path=args.config))
+    print(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
+    print(f"Hugging Face model: {out.hf_dir}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ray_vlm.config import load_config
+    from ray_vlm.config.eval_schema import EvalConfig
+    from ray_vlm.evaluate.run import evaluate, format_metrics
+
+    flags = {"ckpt": args.ckpt, "data": args.data, "task": args.task, "compare": args.compare}
+    given = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    cfg = load_config(EvalConfig, [*args.overrides, *given], path=args.config)
+    result = evaluate(cfg)
+    print(format_metrics(result))
+    print(f"report: {result.report}")
+    return 0
+
+
 def _make_demo_assets(args: argparse.Namespace) -> int:
     from ray_vlm.demo.assets import make_demo_assets
 
@@ -116,11 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_check_data)
 
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP endpoint on Ray Serve (Ctrl-C stops)")
-    p.add_argument("--ckpt", required=True, help="exported Hugging Face directory or hub id")
+    p.add_argument(
+        "--ckpt", required=True, help="HF dir, checkpoint step dir, run dump_dir or hub id"
+    )
     p.add_argument(
         "overrides", nargs="*", help="ServeConfig key=value, e.g. port=8000 replicas.max_replicas=4"
     )
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("train", help="fine-tune with Ray Train + DeepSpeed (resumes its dump_dir)")
+    p.add_argument("--config", help="finetune YAML (or give config=PATH among the overrides)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=50")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score a model on a split through Serve replicas")
+    p.add_argument("--ckpt", help="HF dir, checkpoint step dir, run dump_dir or hub id")
+    p.add_argument("--data", help="registry name of the split, e.g. demo_captions_test")
+    p.add_argument("--task", choices=["caption", "vqa", "exact"])
+    p.add_argument("--compare", help="a second model (e.g. the base) scored side by side")
+    p.add_argument("--config", help="evaluation YAML (EvalConfig); flags and key=value win")
+    p.add_argument("overrides", nargs="*", help="EvalConfig key=value, e.g. max_new_tokens=16")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser(
         "make-demo-assets", help="write demo data (both guides' layouts) and tiny models"

@@ -38,11 +38,20 @@ def test_make_demo_assets_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_on_a_local_ray_cluster(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_mission_on_a_local_ray_cluster(tmp_path: Path) -> None:
     res = _cli("demo", "--out", str(tmp_path / "demo"))
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "local Ray cluster" in res.stdout
-    assert re.search(r"demo_captions\s+1000\s+1000\s+0\s", res.stdout)  # check-data: all valid
-    for arch in ("llava", "paligemma", "perception_lm"):
-        assert f"  {arch}" in res.stdout
-    assert re.search(r"POST http://127\.0\.0\.1:\d+/v1/chat/completions -> ", res.stdout)
+    out = res.stdout
+    assert "local Ray cluster" in out
+    assert re.search(r"demo_captions\s+1000\s+1000\s+0\s", out)  # check-data: all valid
+    first, last = map(float, re.search(r"loss ([\d.]+) -> ([\d.]+)", out).groups())
+    assert last < first / 2
+    assert list(
+        (tmp_path / "demo/runs/finetune/checkpoints").glob("*/consolidated/model.safetensors")
+    )
+    assert re.search(r"POST http://127\.0\.0\.1:\d+/v1/chat/completions -> ", out)
+    scores = re.findall(r"(cider|vqa_accuracy) \(\w+\)\s+([\d.]+)\s+([\d.]+)", out)
+    assert [name for name, _, _ in scores] == ["cider", "vqa_accuracy"]
+    for _, before, after in scores:
+        assert float(after) > float(before) + 0.2  # clearly better after fine-tuning
+    assert (tmp_path / "demo/eval/caption/report.html").is_file()

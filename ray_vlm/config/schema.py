@@ -49,7 +49,7 @@ FROZEN_DTYPES = ("float32", "bfloat16", "float16")
 @dataclass
 class DumpConfig:
     every: int = 100
-    """Save a checkpoint every this many steps (and always at the last step)."""
+    """Save a checkpoint every this many steps (and always at the last step); 0: only the last."""
     keep: int = 2
     """Checkpoints kept on storage (oldest removed first); 0 keeps all."""
 
@@ -157,7 +157,8 @@ class LoggingConfig:
 @dataclass
 class FinetuneConfig:
     dump_dir: str = "demo_out/runs/finetune"
-    """Where checkpoints, logs, metrics and the resolved config are written (local path or URI)."""
+    """Where checkpoints, logs, metrics and the resolved config are written: a local path, or on a
+    multi-node cluster a shared filesystem path every node sees (NFS, EFS, a mounted bucket)."""
     name: str = "finetune"
     """Run name (Ray Train run name, shown in logs)."""
     steps: int = 100

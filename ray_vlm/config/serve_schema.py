@@ -113,7 +113,8 @@ class AuthConfig:
 @dataclass
 class ServeConfig:
     ckpt: str = "demo_out/assets/models/llava"
-    """Model directory: an exported Hugging Face directory or a hub id."""
+    """Model: an exported Hugging Face directory, a checkpoint step dir, a run's ``dump_dir``
+    (its latest checkpoint, consolidated on first use) or a hub id."""
     model_name: str = ""
     """Model id in ``/v1/models`` and responses; empty: the checkpoint folder's name."""
     dtype: str = "auto"

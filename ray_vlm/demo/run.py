@@ -1,36 +1,34 @@
-"""``make demo`` / ``ray-vlm demo``: every stage that exists, on the demo assets, on a local Ray
-cluster started here. Prints what each stage did.
+"""``make demo`` / ``ray-vlm demo``: the whole mission on the embedded default, on a local Ray
+cluster started here, printing what each stage did.
 
-Stages: demo assets -> ``check-data`` on the demo datamix -> the untrained tiny models of every
-architecture answer on a fresh image -> the Serve endpoint answers one real HTTP request.
+demo assets -> ``check-data`` -> DeepSpeed ZeRO-3 fine-tune on Ray Train workers -> consolidate
+to a Hugging Face directory -> ``generate`` before/after -> the Serve endpoint answers one HTTP
+request -> ``evaluate`` base vs fine-tuned (CIDEr on captions, VQA accuracy) through Serve.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import ray
+from transformers.utils import logging as hf_logging
 
 from ray_vlm.config import FinetuneConfig, load_config
+from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.demo.assets import make_demo_assets
-from ray_vlm.demo.shapes import CAPTION_PROMPT, draw, random_shape
-from ray_vlm.demo.tiny_models import BUILDERS
+from ray_vlm.demo.shapes import CAPTION_PROMPT, QUESTIONS, draw, random_shape
+from ray_vlm.evaluate.run import EvalResult, evaluate
+from ray_vlm.export.finetune import train_and_export
+from ray_vlm.export.generate_one import generate_one
+from ray_vlm.model import SamplingParams
 from ray_vlm.preprocess.check_data import check_data, format_check
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.serve import serve_and_ask
 
-
-@ray.remote
-def _generate(model_dir: str, image_path: str, question: str) -> str:
-    from PIL import Image
-
-    from ray_vlm.model import SamplingParams, generate, load_model, load_processor
-
-    model, processor = load_model(model_dir), load_processor(model_dir)
-    image = Image.open(image_path).convert("RGB")
-    requests = [([image], question)]
-    return generate(model, processor, requests, SamplingParams(max_new_tokens=12))[0].text
+EVALUATIONS = {"caption": "demo_captions_test", "vqa": "demo_vqa_test"}
+PRIMARY = {"caption": "cider", "vqa": "vqa_accuracy"}
 
 
 def demo_config(config: str | Path, assets: Path, out: Path) -> FinetuneConfig:
@@ -46,33 +44,72 @@ def demo_config(config: str | Path, assets: Path, out: Path) -> FinetuneConfig:
     )
 
 
+def _stage(name: str) -> float:
+    print(f"\n[demo] {name}", flush=True)
+    return time.perf_counter()
+
+
+def _answers(model_dir: str, image: Path) -> list[str]:
+    params = SamplingParams(max_new_tokens=16)
+    questions = [CAPTION_PROMPT, *QUESTIONS.values()]
+    return [generate_one(model_dir, str(image), q, params).text for q in questions]
+
+
+def _evaluate(task: str, after: str, before: str, cfg: FinetuneConfig, out: Path) -> EvalResult:
+    overrides = [
+        f"ckpt={after}", f"compare={before}", f"data={EVALUATIONS[task]}", f"task={task}",
+        f"datasets_yaml={cfg.data.datasets_yaml}", f"out_dir={out / 'eval' / task}",
+        "max_new_tokens=16",
+    ]  # fmt: skip
+    return evaluate(load_config(EvalConfig, overrides))
+
+
 def run_demo(out: str | Path, config: str | Path) -> None:
+    start = time.perf_counter()
+    hf_logging.disable_progress_bar()  # one bar per model load would bury the demo's output
     out = Path(out).resolve()
     assets = out / "assets"
     if not (assets / "datasets.yaml").is_file():
-        print(f"[demo] writing demo assets to {assets}")
+        _stage(f"writing demo assets to {assets}")
         make_demo_assets(assets)
     cfg = demo_config(config, assets, out)
+    base = cfg.checkpoint.init_ckpt_path
     ensure_ray()
     print(f"[demo] local Ray cluster: {ray.cluster_resources().get('CPU', 0):.0f} logical CPUs")
 
-    print(f"[demo] check-data: datamix {cfg.data.datamix}")
+    _stage(f"check-data: datamix {cfg.data.datamix}")
     print(format_check(check_data(cfg)))
+
+    workers, stage = cfg.distributed.num_workers, cfg.distributed.zero_stage
+    _stage(f"train: ZeRO-{stage} on {workers} Ray Train workers, {cfg.steps} steps")
+    trained = train_and_export(cfg)
+    losses = [m["loss"] for m in trained.result.metrics]
+    print(f"  loss {losses[0]:.3f} -> {losses[-1]:.3f}; checkpoints in {trained.result.dump_dir}")
+    print(f"  consolidated Hugging Face model: {trained.hf_dir}")
 
     rng = random.Random(123)
     shape = random_shape(rng)
     image = out / "demo_image.png"
     draw(shape, rng).save(image)
-    print(f"[demo] model: untrained tiny models describe {image.name} (truth: '{shape.caption}')")
-    refs = {
-        n: _generate.remote(str(assets / "models" / n), str(image), CAPTION_PROMPT)
-        for n in BUILDERS
-    }
-    for name, ref in refs.items():
-        print(f"  {name:14s} -> {ray.get(ref)!r}")
+    _stage(f"generate on a fresh image {image.name} (truth: '{shape.caption}')")
+    questions = [CAPTION_PROMPT, *QUESTIONS.values()]
+    for q, b, a in zip(
+        questions, _answers(base, image), _answers(str(trained.hf_dir), image), strict=True
+    ):
+        print(f"  {q:28s} before: {b!r:34s} after: {a!r}")
 
-    model_dir = cfg.checkpoint.init_ckpt_path
-    print(f"[demo] serve: OpenAI-compatible endpoint on {Path(model_dir).name}, one HTTP request")
-    answer = serve_and_ask(model_dir, image, CAPTION_PROMPT)
+    _stage("serve: OpenAI-compatible endpoint on the fine-tuned model, one HTTP request")
+    answer = serve_and_ask(trained.hf_dir, image, CAPTION_PROMPT)
     print(f"  POST {answer['url']}/chat/completions -> {answer['answer']!r} ({answer['usage']})")
-    print(f"[demo] done; assets and outputs in {out}")
+
+    _stage("evaluate: base (before) vs fine-tuned (after) through Serve replicas")
+    rows = []
+    for task in EVALUATIONS:
+        result = _evaluate(task, str(trained.hf_dir), base, cfg, out)
+        metric = PRIMARY[task]
+        before, after = result.metrics["compare"][metric], result.metrics["model"][metric]
+        rows.append((f"{metric} ({EVALUATIONS[task]})", before, after, result.report))
+    print(f"  {'metric':34s} {'before':>8s} {'after':>8s}")
+    for name, before, after, report in rows:
+        print(f"  {name:34s} {before:8.3f} {after:8.3f}   report: {report}")
+    print(f"\n[demo] done in {time.perf_counter() - start:.0f} s; outputs in {out}")

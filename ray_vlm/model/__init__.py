@@ -1,6 +1,13 @@
 """Stage 3 of the flow: loading VLMs and running them."""
 
 from ray_vlm.model.generation import Generation, SamplingParams, generate
-from ray_vlm.model.load import load_model, load_processor
+from ray_vlm.model.load import TORCH_DTYPES, load_model, load_processor
 
-__all__ = ["Generation", "SamplingParams", "generate", "load_model", "load_processor"]
+__all__ = [
+    "TORCH_DTYPES",
+    "Generation",
+    "SamplingParams",
+    "generate",
+    "load_model",
+    "load_processor",
+]

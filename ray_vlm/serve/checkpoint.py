@@ -1,22 +1,23 @@
-"""The one place the server loads a model (swap in raw-checkpoint loading here)."""
+"""The one place the server loads a model: any checkpoint form ``resolve_model_dir`` accepts."""
 
 from __future__ import annotations
 
 import torch
 from transformers import PreTrainedModel, ProcessorMixin
 
-from ray_vlm.model import load_model, load_processor
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from ray_vlm.export import resolve_model_dir
+from ray_vlm.model import TORCH_DTYPES, load_model, load_processor
 
 
 def load_for_serving(ckpt: str, dtype: str) -> tuple[PreTrainedModel, ProcessorMixin]:
-    """Model (in eval mode, on the replica's GPU if it has one) and processor from ``ckpt``.
+    """Model (in eval mode, on the replica's GPU if it has one) and processor from ``ckpt``: an
+    exported Hugging Face directory, a checkpoint step dir, a run's ``dump_dir`` or a hub id.
 
-    ``dtype`` is ``auto`` (bfloat16 on GPU, float32 on CPU) or a key of ``DTYPES``.
+    ``dtype`` is ``auto`` (bfloat16 on GPU, float32 on CPU) or a key of ``TORCH_DTYPES``.
     """
     cuda = torch.cuda.is_available()
     if dtype == "auto":
         dtype = "bfloat16" if cuda else "float32"
-    model = load_model(ckpt, dtype=DTYPES[dtype]).to("cuda" if cuda else "cpu").eval()
-    return model, load_processor(ckpt)
+    path = resolve_model_dir(ckpt)
+    model = load_model(path, dtype=TORCH_DTYPES[dtype]).to("cuda" if cuda else "cpu").eval()
+    return model, load_processor(path)

@@ -1,0 +1,118 @@
+"""``ray-vlm evaluate``: score a model (and optionally a second one) on a split, through Serve.
+
+For each model: resolve it to a Hugging Face directory (consolidating a raw checkpoint if
+needed), start generation replicas for it (or use the running application ``connect_app``),
+stream the split through them (``predict``), gather references, score once over everything.
+Writes to ``out_dir``:
+
+- ``predictions.jsonl``: per sample ``id, images, question, references`` and, per model label
+  (``model``, ``compare``), ``prediction``/``score``/``error``;
+- ``metrics.json``: ``{label: {ckpt, task, <metrics>, samples, failed, invalid_records}}``;
+- ``report.html``: images beside predictions and references, worst first, side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+
+from ray_vlm.config import save_config
+from ray_vlm.config.eval_schema import EvalConfig
+from ray_vlm.evaluate.html_report import write_report
+from ray_vlm.evaluate.predict import predict
+from ray_vlm.evaluate.scoring import PRIMARY_METRIC, Sample, gather_samples, score_samples
+from ray_vlm.export import resolve_model_dir
+from ray_vlm.preprocess.ray_runtime import ensure_ray
+from ray_vlm.records import DatasetSpec, select_datamix
+from ray_vlm.serve import build_application
+
+PROGRESS_EVERY = 50
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, dict[str, Any]]
+    """Per model label (``model``, ``compare``): its metrics (see the module docstring)."""
+    out_dir: Path
+
+    @property
+    def report(self) -> Path:
+        return self.out_dir / "report.html"
+
+
+def _progress(label: str):
+    def show(done: int, total: int) -> None:
+        if done % PROGRESS_EVERY == 0 or done == total:
+            print(f"[evaluate] {label}: {done}/{total} records answered", file=sys.stderr)
+
+    return show
+
+
+def _score_model(label: str, ckpt: str, spec: DatasetSpec, cfg: EvalConfig) -> tuple:
+    model_dir = resolve_model_dir(ckpt)
+    app = cfg.connect_app or cfg.serve.app_name
+    if not cfg.connect_app:
+        serve_cfg = dataclasses.replace(cfg.serve, ckpt=model_dir)
+        serve.run(build_application(serve_cfg), name=app, route_prefix=None)
+    try:
+        rows, invalid = predict(spec, app, cfg, _progress(label))
+    finally:
+        if not cfg.connect_app:
+            serve.delete(app)
+    samples = gather_samples(rows)
+    metrics = score_samples(cfg.task, samples)
+    return samples, {"ckpt": ckpt, "task": cfg.task, **metrics, "invalid_records": len(invalid)}
+
+
+def _write_predictions(path: Path, samples: dict[str, list[Sample]]) -> None:
+    first = next(iter(samples.values()))
+    with path.open("w", encoding="utf-8") as f:
+        for i, s in enumerate(first):
+            row = {
+                "id": s.id,
+                "images": s.images,
+                "question": s.question,
+                "references": s.references,
+            }
+            for label, model_samples in samples.items():
+                m = model_samples[i]
+                row[label] = {"prediction": m.prediction, "score": m.score, "error": m.error}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def evaluate(cfg: EvalConfig) -> EvalResult:
+    """Score ``cfg.ckpt`` (and ``cfg.compare``) on ``cfg.data``; outputs in ``cfg.out_dir``."""
+    ensure_ray()
+    ((_, spec),) = select_datamix(f"{cfg.data}:1", cfg.datasets_yaml)
+    out = Path(cfg.out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    models = {"model": cfg.ckpt, **({"compare": cfg.compare} if cfg.compare else {})}
+    samples, metrics = {}, {}
+    for label, ckpt in models.items():
+        samples[label], metrics[label] = _score_model(label, ckpt, spec, cfg)
+    _write_predictions(out / "predictions.jsonl", samples)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    title = f"{cfg.task} on {cfg.data}: {PRIMARY_METRIC[cfg.task]}"
+    write_report(out / "report.html", title, metrics, samples)
+    return EvalResult(metrics, out)
+
+
+def format_metrics(result: EvalResult) -> str:
+    """A before/after table of every metric, one column per model."""
+    labels = list(result.metrics)
+    keys = [k for k in result.metrics[labels[0]] if k not in ("ckpt", "task")]
+    lines = [f"{'metric':18s}" + "".join(f"{label:>14s}" for label in labels)]
+    for key in keys:
+        cells = []
+        for label in labels:
+            value = result.metrics[label].get(key)
+            cells.append(f"{value:14.4f}" if isinstance(value, float) else f"{str(value):>14s}")
+        lines.append(f"{key:18s}" + "".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,7 @@
+"""Stage 5 of the flow: ZeRO-3 checkpoints -> Hugging Face directories, and finding a model dir."""
+
+from ray_vlm.export.consolidate import consolidate
+from ray_vlm.export.layout import ExportError
+from ray_vlm.export.resolve import resolve_model_dir
+
+__all__ = ["ExportError", "consolidate", "resolve_model_dir"]

@@ -1,0 +1,38 @@
+"""What export reads in a checkpoint step dir, beyond the layout ``ray_vlm.train.run_state`` writes.
+
+A *step dir* ``<dump_dir>/checkpoints/<step, 10 digits>/`` is complete when every rank's
+``train_state_*.json`` is there (``run_state.read_state``) along with ``config.yaml`` (the resolved
+``FinetuneConfig``: its ``model`` section says if LoRA trained), ``hf/config.json`` (the base
+model's config, generation config and processor) and DeepSpeed's ``latest`` + ``ds/`` shards.
+``consolidate`` adds ``consolidated/``, a loadable Hugging Face directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray_vlm.train.run_state import CHECKPOINTS, HF_DIR, latest_state, read_state, step_dir_name
+
+CONFIG_FILE = "config.yaml"
+CONSOLIDATED_DIR = "consolidated"
+
+
+class ExportError(ValueError):
+    """A checkpoint or model path a user must fix; the message names the path."""
+
+
+def is_step_dir(path: Path) -> bool:
+    """Whether ``path`` holds a complete checkpoint (every rank's state, config, ``hf/``)."""
+    return (
+        read_state(path) is not None
+        and (path / CONFIG_FILE).is_file()
+        and (path / HF_DIR / "config.json").is_file()
+    )
+
+
+def latest_step_dir(dump_dir: Path) -> Path:
+    """The newest complete step dir under ``dump_dir/checkpoints``."""
+    state = latest_state(dump_dir)
+    if state is None:
+        raise ExportError(f"{dump_dir / CHECKPOINTS}: no complete checkpoint found")
+    return dump_dir / CHECKPOINTS / step_dir_name(state.step)

@@ -1,0 +1,158 @@
+"""The training recipe every Ray Train worker runs: setup, then optimizer steps, saving as it goes.
+
+``train_loop({"cfg": FinetuneConfig, "plan_offset": int})`` is the ``TorchTrainer``'s
+``train_loop_per_worker`` (``plan_offset``: examples the driver already cut from the front of the
+data plan, see ``run_state.py``). Per worker:
+
+1. setup: load the model from ``checkpoint.init_ckpt_path``, choose what trains
+   (``train.trainable.apply_trainable``), restore from ``ray.train.get_checkpoint()`` when Ray
+   hands one over (a restarted worker group or a re-run on the same ``dump_dir``), wrap it in a
+   DeepSpeed engine (ZeRO stage, AdamW, clipping: ``deepspeed_config.py``; warm-up + cosine lr:
+   ``schedule.py``), and position the data stream past what was consumed;
+2. each step: ``grad_acc_steps`` micro-batches of ``batch_size`` examples, forward with labels
+   (loss on answer tokens only), ``engine.backward`` / ``engine.step``; one all-reduce of
+   ``[loss, examples, tokens]`` for the logs and the data position;
+3. every ``logging.freq`` steps rank 0 writes metrics; every ``checkpoint.dump.every`` steps and at
+   the last step every rank saves its part of a checkpoint (``checkpoint.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from pathlib import Path
+
+import deepspeed
+import ray.train
+import torch
+import torch.distributed as dist
+
+from ray_vlm.config import FinetuneConfig
+from ray_vlm.model import load_model, load_processor
+from ray_vlm.train.batches import MicroBatches
+from ray_vlm.train.checkpoint import (
+    checkpoint_state,
+    load_consolidated,
+    load_engine_state,
+    save_checkpoint,
+)
+from ray_vlm.train.deepspeed_config import deepspeed_config
+from ray_vlm.train.metrics import RunLog
+from ray_vlm.train.run_state import TrainState, skip_rows
+from ray_vlm.train.schedule import scheduler_factory
+from ray_vlm.train.trainable import apply_trainable, trainable_report
+
+
+def _grad_norm(engine: deepspeed.DeepSpeedEngine) -> float:
+    """Global gradient norm before clipping; NaN where DeepSpeed keeps none (ZeRO-0 in fp32)."""
+    norm = engine.get_global_grad_norm()
+    return float("nan") if norm is None else float(norm)
+
+
+def train_loop(config: dict) -> None:
+    Recipe(config["cfg"], config["plan_offset"]).train()
+
+
+class Recipe:
+    def __init__(self, cfg: FinetuneConfig, plan_offset: int) -> None:
+        ctx = ray.train.get_context()
+        self.cfg = cfg
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        torch.manual_seed(cfg.seed)
+        processor = load_processor(cfg.checkpoint.init_ckpt_path)
+        model = load_model(cfg.checkpoint.init_ckpt_path)
+        self.base = (model.config, model.generation_config, processor)
+        token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+        if cfg.model.gradient_checkpointing:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        model = apply_trainable(model, cfg.model)
+        report = trainable_report(model)
+        self.engine, state, notes = self._engine(model)
+        self.step = state.step if state else 0
+        self.samples = state.samples if state else 0
+        self.log = RunLog(Path(cfg.dump_dir), self.step) if self.rank == 0 else None
+        self._note(f"[{cfg.name}] {self.world} workers, ZeRO stage {cfg.distributed.zero_stage}")
+        for name, trainable, total in report:
+            self._note(f"  {name}: {trainable:,} of {total:,} parameters train")
+        for note in notes:
+            self._note(note)
+        skip = skip_rows(self.samples, plan_offset, self.world)
+        shard = ray.train.get_dataset_shard("train")
+        self.batches = MicroBatches(shard, cfg, processor, skip, token_types)
+
+    def _engine(self, model) -> tuple[deepspeed.DeepSpeedEngine, TrainState | None, list[str]]:
+        """The DeepSpeed engine, restored from Ray's checkpoint when there is one."""
+        checkpoint = ray.train.get_checkpoint()
+        notes: list[str] = []
+        opened = checkpoint.as_directory() if checkpoint else contextlib.nullcontext(None)
+        with opened as folder:
+            state = checkpoint_state(Path(folder)) if folder else None
+            reshard = state is not None and state.world_size != self.world
+            if reshard:
+                load_consolidated(model, Path(folder))
+            engine, *_ = deepspeed.initialize(
+                model=model,
+                model_parameters=[p for p in model.parameters() if p.requires_grad],
+                config=deepspeed_config(self.cfg, self.world),
+                lr_scheduler=scheduler_factory(self.cfg.optim, self.cfg.steps),
+            )
+            if state is not None and not reshard:
+                load_engine_state(engine, Path(folder))
+        if state is not None:
+            notes.append(f"resumed from step {state.step} ({state.samples} examples consumed)")
+        if reshard:
+            # LambdaLR recomputes the lr from its position; the optimizer moments are lost.
+            engine.lr_scheduler.last_epoch = state.step - 1
+            engine.lr_scheduler.step()
+            notes.append(
+                f"WARNING: the checkpoint was saved by {state.world_size} workers, this run has "
+                f"{self.world}: ZeRO shards cannot be re-split, so the consolidated fp32 weights "
+                "were loaded and the AdamW state starts fresh (the lr schedule continues)"
+            )
+        engine.train()
+        return engine, state, notes
+
+    def _note(self, text: str) -> None:
+        if self.log is not None:
+            self.log.note(text)
+
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step; returns this rank's ``[mean loss, examples, tokens]``."""
+        totals = torch.zeros(3, dtype=torch.float64)
+        for _ in range(self.cfg.grad_acc_steps):
+            inputs, examples, tokens = next(self.batches)
+            loss = self.engine(**inputs).loss
+            self.engine.backward(loss)
+            self.engine.step()
+            totals += torch.tensor([loss.item() / self.cfg.grad_acc_steps, examples, tokens])
+        return totals
+
+    def train(self) -> None:
+        cfg = self.cfg
+        every = cfg.checkpoint.dump.every
+        window = torch.zeros(2, dtype=torch.float64)
+        started = time.perf_counter()
+        while self.step < cfg.steps:
+            lr = self.engine.get_lr()[0]  # the lr of this step (DeepSpeed moves it on in step())
+            totals = self.train_step()
+            dist.all_reduce(totals)
+            self.step += 1
+            self.samples += int(totals[1])
+            window += totals[1:]
+            row = {
+                "step": self.step,
+                "loss": float(totals[0]) / self.world,
+                "lr": lr,
+                "grad_norm": _grad_norm(self.engine),
+            }
+            if self.step % cfg.logging.freq == 0 or self.step == cfg.steps:
+                elapsed = time.perf_counter() - started
+                rates = {"samples_per_s": window[0] / elapsed, "tokens_per_s": window[1] / elapsed}
+                if self.log is not None:
+                    self.log.metrics({**row, **{k: float(v) for k, v in rates.items()}}, cfg.steps)
+                window.zero_()
+                started = time.perf_counter()
+            if (every > 0 and self.step % every == 0) or self.step == cfg.steps:
+                state = TrainState(self.step, self.samples, self.world, self.rank, cfg.seed)
+                save_checkpoint(self.engine, state, cfg, self.base, row)

@@ -1,0 +1,71 @@
+"""Training progress on disk: ``metrics.jsonl``, ``train.log`` and ``loss.png`` in ``dump_dir``.
+
+Rank 0 owns a ``RunLog``. ``metrics.jsonl`` has one JSON object per logged step:
+``{"step", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s"}`` (``loss`` is the mean
+over ranks and micro-batches of the step; ``grad_norm`` is NaN where DeepSpeed keeps none, ZeRO-0
+in fp32; the rates count real, unpadded examples and tokens of all ranks since the previous line). On resume, lines past the resumed step are dropped first, so a
+restarted stretch is not counted twice. ``train.log`` gets a readable progress line per logged step
+and the run's notes; each line is also printed (the driver echoes ``train.log`` while it runs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METRICS = "metrics.jsonl"
+TRAIN_LOG = "train.log"
+LOSS_PNG = "loss.png"
+
+
+def read_metrics(dump_dir: Path) -> list[dict]:
+    path = dump_dir / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class RunLog:
+    def __init__(self, dump_dir: Path, resumed_step: int) -> None:
+        self.dump_dir = dump_dir
+        dump_dir.mkdir(parents=True, exist_ok=True)
+        kept = [m for m in read_metrics(dump_dir) if m["step"] <= resumed_step]
+        (dump_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
+
+    def note(self, text: str) -> None:
+        """A line for ``train.log`` and stdout."""
+        print(text, flush=True)
+        with (self.dump_dir / TRAIN_LOG).open("a") as f:
+            f.write(text + "\n")
+
+    def metrics(self, row: dict, steps: int) -> None:
+        with (self.dump_dir / METRICS).open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.note(
+            f"step {row['step']}/{steps}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
+            f"grad_norm {row['grad_norm']:.3f}  {row['samples_per_s']:.1f} samples/s  "
+            f"{row['tokens_per_s']:.0f} tokens/s"
+        )
+
+
+def plot_loss(dump_dir: Path) -> Path | None:
+    """``loss.png``: loss against step from ``metrics.jsonl``; ``None`` when nothing was logged."""
+    rows = read_metrics(dump_dir)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    out = dump_dir / LOSS_PNG
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

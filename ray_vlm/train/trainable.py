@@ -1,0 +1,159 @@
+"""What trains: ``requires_grad`` per ``model.trainable``, frozen parameters in ``model.frozen_dtype``.
+
+``apply_trainable(model, cfg)`` works on any ``AutoModelForImageTextToText``. Its parts are found
+the way transformers finds them: the vision tower is ``model.get_encoder(modality="image")``, the
+language model ``model.get_decoder()``. Modes (``ModelConfig.trainable``):
+
+- ``full``: every parameter;
+- ``freeze_vision``: all but the vision tower (projector, language model, ``lm_head`` train);
+- ``attention_only``: the language model's ``self_attn.{q,k,v,o}_proj`` weights (and biases),
+  the PaliGemma guide's ``llm/layers/attn/`` choice;
+- ``regex``: names (as ``model.named_parameters()`` gives them) matching any of
+  ``trainable_patterns`` with ``re.search``; a pattern matching nothing is a ``ConfigError``;
+- ``lora``: peft LoRA adapters on the language model's ``lora.target_modules`` (never on the
+  vision tower); returns the ``PeftModel``, whose base weights are all frozen.
+
+Frozen parameters are cast to ``frozen_dtype`` one module at a time: a module whose own
+parameters are all frozen gets them cast, plus hooks that cast its floating-point inputs to that
+dtype and its outputs back to float32, so trainable parameters keep computing in float32.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import get_peft_model
+from torch import nn
+from torch.utils._pytree import tree_map
+from transformers import PreTrainedModel
+
+from ray_vlm.config import ConfigError
+from ray_vlm.config.schema import LoraConfig, ModelConfig
+from ray_vlm.model import TORCH_DTYPES
+
+ATTENTION = re.compile(r"(^|\.)self_attn\.[qkvo]_proj\.")
+WRAPPERS = ("base_model", "model")  # name segments of wrappers (peft, the inner ``model``)
+
+
+def _param_names(model: nn.Module, part: nn.Module) -> list[str]:
+    """Names in ``model`` of the parameters of its sub-module ``part``."""
+    ids = {id(p) for p in part.parameters()}
+    return [n for n, p in model.named_parameters() if id(p) in ids]
+
+
+def _part(model: PreTrainedModel, which: str) -> nn.Module:
+    part = model.get_encoder(modality="image") if which == "vision" else model.get_decoder()
+    if part is model or part is getattr(model, "model", None):
+        raise ConfigError(
+            f"model.trainable: cannot find the {which} part of {type(model).__name__} "
+            "(get_encoder/get_decoder); use model.trainable=regex with model.trainable_patterns"
+        )
+    return part
+
+
+def trainable_names(model: PreTrainedModel, cfg: ModelConfig) -> set[str]:
+    """Names of the parameters that train under ``cfg.trainable`` (not for ``lora``)."""
+    names = [n for n, _ in model.named_parameters()]
+    if cfg.trainable == "full":
+        return set(names)
+    if cfg.trainable == "freeze_vision":
+        return set(names) - set(_param_names(model, _part(model, "vision")))
+    if cfg.trainable == "attention_only":
+        chosen = {n for n in _param_names(model, _part(model, "language")) if ATTENTION.search(n)}
+        if not chosen:
+            raise ConfigError(
+                f"model.trainable=attention_only: {type(model).__name__} has no "
+                "self_attn.{q,k,v,o}_proj parameters; use model.trainable=regex"
+            )
+        return chosen
+    if cfg.trainable == "regex":
+        chosen: set[str] = set()
+        for pattern in cfg.trainable_patterns:
+            hits = {n for n in names if re.search(pattern, n)}
+            if not hits:
+                raise ConfigError(
+                    f"model.trainable_patterns: '{pattern}' matches no parameter name "
+                    f"(e.g. {names[0]}, {names[-1]})"
+                )
+            chosen |= hits
+        return chosen
+    raise ConfigError(f"model.trainable={cfg.trainable}: has no parameter-name rule")
+
+
+def lora_config(model: PreTrainedModel, cfg: LoraConfig) -> PeftLoraConfig:
+    """peft config with adapters on the language model's modules named in ``cfg.target_modules``
+    (listed by full name, so same-named modules of the vision tower stay untouched)."""
+    language = _part(model, "language")
+    inside = {id(m) for m in language.modules()}
+    full_names: list[str] = []
+    for target in cfg.target_modules:
+        hits = [
+            name
+            for name, module in model.named_modules()
+            if id(module) in inside and name.rsplit(".", 1)[-1] == target
+        ]
+        if not hits:
+            raise ConfigError(
+                f"model.lora.target_modules: no module named '{target}' in the language model"
+            )
+        full_names += hits
+    return PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=full_names
+    )
+
+
+def _cast_floating(tree, dtype: torch.dtype):
+    def cast(x):
+        return x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+    return tree_map(cast, tree)
+
+
+def _hold_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
+    if dtype == torch.float32:
+        return
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if not own or any(p.requires_grad for p in own):
+            continue
+        for p in own:
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
+        module.register_forward_pre_hook(
+            lambda _m, args, kwargs: (_cast_floating(args, dtype), _cast_floating(kwargs, dtype)),
+            with_kwargs=True,
+        )
+        module.register_forward_hook(lambda _m, _a, out: _cast_floating(out, torch.float32))
+
+
+def apply_trainable(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
+    """Set ``requires_grad`` per ``cfg.trainable`` (``lora``: wrap with ``get_peft_model``), cast
+    frozen parameters to ``cfg.frozen_dtype``; returns the model to train."""
+    if cfg.trainable == "lora":
+        model = get_peft_model(model, lora_config(model, cfg.lora))
+    else:
+        keep = trainable_names(model, cfg)
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in keep)
+    _hold_frozen_in(model, TORCH_DTYPES[cfg.frozen_dtype])
+    return model
+
+
+def _top_level(name: str) -> str:
+    parts = name.split(".")
+    return next((p for p in parts[:-1] if p not in WRAPPERS), parts[0])
+
+
+def trainable_report(model: nn.Module) -> list[tuple[str, int, int]]:
+    """``(module, trainable params, total params)`` per top-level part (``vision_tower``,
+    ``multi_modal_projector``, ``language_model``, ``lm_head`` ...), in model order."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for name, p in model.named_parameters():
+        n = p.ds_numel if hasattr(p, "ds_numel") else p.numel()
+        row = counts[_top_level(name)]
+        row[0] += n if p.requires_grad else 0
+        row[1] += n
+    return [(part, t, total) for part, (t, total) in counts.items()]

@@ -1,0 +1,154 @@
+"""``train(cfg)``: fine-tune on Ray Train workers running DeepSpeed; resumes what ``dump_dir`` holds.
+
+The driver (this module) plans the data (``plan_weighted`` over ``data.datamix``, as many examples
+as ``steps`` consume), builds the streaming Ray Dataset, and runs a ``TorchTrainer`` whose workers
+run ``loop.train_loop``. Ray Train keeps the run in ``<dump_dir>/checkpoints`` (its
+``RunConfig(storage_path=dump_dir, name="checkpoints")``): a restarted worker group
+(``distributed.max_failures``) and a second ``train`` on the same ``dump_dir`` both continue from the
+newest complete checkpoint; the driver first cuts the examples that checkpoint consumed from the
+front of the plan, so they are not preprocessed again. ``train.log`` is echoed while it runs;
+``loss.png`` is drawn at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import ray
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from ray_vlm.config import FinetuneConfig, save_config
+from ray_vlm.preprocess.pipeline import build_dataset
+from ray_vlm.preprocess.ray_runtime import ensure_ray
+from ray_vlm.preprocess.stream_plan import Chunk, plan_weighted
+from ray_vlm.records import select_datamix
+from ray_vlm.train.loop import train_loop
+from ray_vlm.train.metrics import TRAIN_LOG, plot_loss, read_metrics
+from ray_vlm.train.run_state import CHECKPOINTS, latest_state, step_dir_name
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    dump_dir: Path
+    step: int
+    """Optimizer steps done (``cfg.steps`` when the run finished)."""
+    checkpoint: Path
+    """The newest checkpoint folder, ``<dump_dir>/checkpoints/<step>``."""
+    metrics: list[dict]
+    """Rows of ``metrics.jsonl``."""
+    left_out: dict[str, dict[str, int]]
+    """Records the pipeline could not use or truncated, ``{dataset: {kind: count}}``."""
+
+
+def _absolute(path: str) -> str:
+    """Workers may run in another directory: local paths that exist are made absolute."""
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def _resolved(cfg: FinetuneConfig) -> FinetuneConfig:
+    return replace(
+        cfg,
+        dump_dir=str(Path(cfg.dump_dir).resolve()),
+        checkpoint=replace(cfg.checkpoint, init_ckpt_path=_absolute(cfg.checkpoint.init_ckpt_path)),
+        distributed=replace(
+            cfg.distributed, deepspeed_config=_absolute(cfg.distributed.deepspeed_config)
+        ),
+    )
+
+
+def trim_plan(plan: list[Chunk], samples: int) -> tuple[list[Chunk], int]:
+    """Drop the whole chunks that ``samples`` consumed examples cover (within the current pass);
+    returns the rest and the ``plan_offset`` the workers count their skipping from."""
+    planned = sum(c.limit for c in plan)
+    remainder = samples % planned if planned else 0
+    cut = 0
+    while cut < len(plan) - 1 and plan[cut].limit <= remainder:
+        remainder -= plan[cut].limit
+        cut += 1
+    return plan[cut:], samples - remainder
+
+
+@contextlib.contextmanager
+def _echo(path: Path, period_s: float = 1.0) -> Iterator[None]:
+    """Print lines appended to ``path`` while the block runs (workers' stdout stays in Ray)."""
+    done = threading.Event()
+    offset = path.stat().st_size if path.exists() else 0
+
+    def pump() -> None:
+        nonlocal offset
+        while True:
+            finished = done.wait(period_s)
+            if path.exists():
+                with path.open() as f:
+                    f.seek(offset)
+                    text = f.read()
+                    offset = f.tell()
+                print(text, end="", flush=True)
+            if finished:
+                return
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _trainer(cfg: FinetuneConfig, dataset, plan_offset: int) -> TorchTrainer:
+    dist = cfg.distributed
+    resources = {
+        "CPU": dist.cpus_per_worker,
+        **({"GPU": dist.gpus_per_worker} if dist.use_gpu else {}),
+    }
+    return TorchTrainer(
+        train_loop,
+        train_loop_config={"cfg": cfg, "plan_offset": plan_offset},
+        scaling_config=ScalingConfig(
+            num_workers=dist.num_workers, use_gpu=dist.use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            storage_path=cfg.dump_dir,
+            name=CHECKPOINTS,
+            failure_config=FailureConfig(max_failures=dist.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.dump.keep or None),
+        ),
+        datasets={"train": dataset},
+    )
+
+
+def train(cfg: FinetuneConfig) -> TrainResult:
+    """Run (or resume) the fine-tuning ``cfg`` describes; returns where its outputs are."""
+    cfg = _resolved(cfg)
+    dump_dir = Path(cfg.dump_dir)
+    save_config(cfg, dump_dir / "config.yaml")
+    state = latest_state(dump_dir)
+    left_out: dict[str, dict[str, int]] = {}
+    if state is None or state.step < cfg.steps:
+        ensure_ray()
+        sources = select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
+        per_step = cfg.batch_size * cfg.grad_acc_steps * cfg.distributed.num_workers
+        plan, plan_offset = trim_plan(
+            plan_weighted(sources, cfg.steps * per_step, cfg.seed), state.samples if state else 0
+        )
+        dataset, report = build_dataset(plan, cfg.checkpoint.init_ckpt_path, cfg.data)
+        with _echo(dump_dir / TRAIN_LOG):
+            result = _trainer(cfg, dataset, plan_offset).fit()
+        if result.error is not None:
+            raise result.error
+        left_out = ray.get(report.counts.remote())
+        state = latest_state(dump_dir)
+    plot_loss(dump_dir)
+    return TrainResult(
+        dump_dir=dump_dir,
+        step=state.step,
+        checkpoint=dump_dir / CHECKPOINTS / step_dir_name(state.step),
+        metrics=read_metrics(dump_dir),
+        left_out=left_out,
+    )

@@ -1,0 +1,128 @@
+"""ZeRO-3 checkpoints of real 2-worker runs -> Hugging Face directories that plain transformers
+loads (checked in a fresh process without ray_vlm) and that compute the trained engine's logits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ray_vlm.cli import main
+from ray_vlm.export import ExportError, consolidate
+from ray_vlm.export.layout import CONFIG_FILE, CONSOLIDATED_DIR
+from ray_vlm.train.run_state import DS_TAG
+from tests.export.checkpoints import ENGINE_LOGITS
+from tests.export.runs import RUNS, probe_batch
+
+pytestmark = pytest.mark.slow
+
+# Loads each exported dir with nothing but transformers and writes its logits on the probe batch.
+FRESH_PROCESS = """
+import json, sys, torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+for out, batch, result in json.loads(sys.argv[1]):
+    AutoProcessor.from_pretrained(out)
+    model = AutoModelForImageTextToText.from_pretrained(out).eval()
+    with torch.no_grad():
+        torch.save(model(**torch.load(batch)).logits, result)
+assert not any(m.startswith("ray_vlm") for m in sys.modules), "ray_vlm was imported"
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_logits(checkpoints, demo_assets, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """Run name -> logits of its consolidated model (default ``out``) in a fresh process."""
+    tmp = tmp_path_factory.mktemp("fresh")
+    jobs = []
+    for name, run in RUNS.items():
+        torch.save(probe_batch(demo_assets, run.arch), tmp / f"{name}_batch.pt")
+        out = consolidate(checkpoints[name])
+        jobs.append((str(out), str(tmp / f"{name}_batch.pt"), str(tmp / f"{name}_logits.pt")))
+    subprocess.run([sys.executable, "-c", FRESH_PROCESS, json.dumps(jobs)], check=True, cwd=tmp)
+    return {name: torch.load(tmp / f"{name}_logits.pt") for name in RUNS}
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_consolidated_model_computes_the_engine_logits(checkpoints, fresh_logits, name) -> None:
+    engine = torch.load(checkpoints[name] / ENGINE_LOGITS)
+    # frozen weights held in bf16 compute in bf16 in the engine (~2^-8 relative), in fp32 once exported
+    atol = 1e-2 * float(engine.abs().max()) if RUNS[name].frozen_dtype == "bfloat16" else 1e-5
+    torch.testing.assert_close(fresh_logits[name], engine, rtol=0, atol=atol)
+
+
+TRAINED = {
+    "perception_lm_freeze_vision": lambda key: "vision_tower" not in key,
+    "paligemma_attention_bf16": lambda key: "language_model" in key and "self_attn" in key,
+}
+"""Run name -> which exported weights trained; the others must equal the initial ones.
+(Keys as ``save_pretrained`` writes them, e.g. ``language_model.model.layers.0.self_attn...``.)"""
+
+
+@pytest.mark.parametrize("name", list(TRAINED))
+def test_frozen_weights_are_bit_identical_and_trained_ones_moved(
+    checkpoints, fresh_logits, demo_assets, name
+) -> None:
+    run = RUNS[name]
+    init = _weights(demo_assets / "models" / run.arch)
+    out = _weights(checkpoints[name] / CONSOLIDATED_DIR)
+    assert out.keys() == init.keys()
+    for key, tensor in out.items():
+        held = (
+            init[key].to(getattr(torch, run.frozen_dtype)).float()
+        )  # as training held it if frozen
+        assert torch.equal(tensor, held) != TRAINED[name](key), key
+
+
+def test_lora_is_merged_into_its_target_weights(checkpoints, fresh_logits, demo_assets) -> None:
+    init = _weights(demo_assets / "models" / "llava")
+    out = _weights(checkpoints["llava_lora"] / CONSOLIDATED_DIR)
+    assert out.keys() == init.keys()  # no lora_A/lora_B left
+    changed = {k for k in out if not torch.equal(out[k], init[k])}
+    layers = 2  # tiny_models.TEXT["num_hidden_layers"]
+    assert len(changed) == layers * 4
+    assert all("language_model" in k and "self_attn" in k for k in changed)
+
+
+def _copy(step_dir: Path, dest: Path) -> Path:
+    return Path(shutil.copytree(step_dir, dest, ignore=shutil.ignore_patterns(CONSOLIDATED_DIR)))
+
+
+def test_zeroed_shards_are_refused(checkpoints, tmp_path) -> None:
+    step = _copy(checkpoints["llava_full"], tmp_path / "step")
+    for path in (step / DS_TAG).glob("*_optim_states.pt"):
+        state = torch.load(path, weights_only=False)
+        groups = state["optimizer_state_dict"]["fp32_flat_groups"]
+        groups[:] = [torch.zeros_like(flat) for flat in groups]
+        torch.save(state, path)
+    with pytest.raises(ExportError, match="empty or all zero"):
+        consolidate(step)
+    assert not (step / CONSOLIDATED_DIR).exists()
+
+
+def test_a_config_that_does_not_match_the_shards_is_refused(checkpoints, tmp_path) -> None:
+    step = _copy(checkpoints["llava_full"], tmp_path / "step")
+    config = step / CONFIG_FILE
+    config.write_text(config.read_text().replace("trainable: full", "trainable: lora"))
+    with pytest.raises(ExportError, match="missing weights"):
+        consolidate(step)
+
+
+def test_consolidate_cli_writes_to_out(checkpoints, tmp_path, capsys) -> None:
+    out = tmp_path / "export"
+    assert (
+        main(["consolidate", "--ckpt", str(checkpoints["paligemma_full"]), "--out", str(out)]) == 0
+    )
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert main(["consolidate", "--ckpt", str(tmp_path)]) == 2
+    assert "not a complete checkpoint step dir" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""The pieces of a run that need no Ray: DeepSpeed config, lr schedule, data position, layout."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ray_vlm.config import ConfigError, FinetuneConfig, load_config
+from ray_vlm.preprocess.stream_plan import Chunk
+from ray_vlm.records import DatasetSpec
+from ray_vlm.train.deepspeed_config import deepspeed_config
+from ray_vlm.train.run_state import TrainState, latest_state, skip_rows
+from ray_vlm.train.schedule import warmup_cosine
+from ray_vlm.train.trainer import trim_plan
+from tests.conftest import REPO
+
+
+def _cfg(*overrides: str) -> FinetuneConfig:
+    base = f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero3.json'}"
+    return load_config(FinetuneConfig, [base, *overrides])
+
+
+def test_deepspeed_config_takes_every_value_from_the_run_config() -> None:
+    cfg = _cfg("batch_size=4", "grad_acc_steps=3", "optim.lr=2e-4", "optim.clip=0.5")
+    ds = deepspeed_config(cfg, world_size=2)
+    assert ds["train_micro_batch_size_per_gpu"] == 4
+    assert ds["gradient_accumulation_steps"] == 3
+    assert ds["train_batch_size"] == 24
+    assert ds["gradient_clipping"] == 0.5
+    assert ds["zero_optimization"]["stage"] == 3
+    assert ds["optimizer"]["type"] == "AdamW"
+    assert ds["optimizer"]["params"]["lr"] == 2e-4
+    assert ds["optimizer"]["params"]["torch_adam"] is True
+    assert not ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]  # auto on CPU: fp32
+
+
+def test_deepspeed_config_stage_precision_and_offload() -> None:
+    ds = deepspeed_config(
+        _cfg("distributed.zero_stage=2", "distributed.precision=bf16",
+             "distributed.offload_optimizer=true"),
+        world_size=1,
+    )  # fmt: skip
+    assert ds["zero_optimization"]["stage"] == 2
+    assert ds["bf16"]["enabled"]
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert ds["optimizer"]["params"]["torch_adam"] is False  # DeepSpeed's CPU Adam
+    with pytest.raises(ConfigError, match="offload_params"):
+        deepspeed_config(_cfg("distributed.zero_stage=2", "distributed.offload_params=true"), 1)
+    with pytest.raises(ConfigError, match="does not exist"):
+        deepspeed_config(load_config(FinetuneConfig, ["distributed.deepspeed_config=nope.json"]), 1)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs/deepspeed").glob("*.json")))
+def test_shipped_deepspeed_configs_are_valid_json(path: Path) -> None:
+    assert "zero_optimization" in json.loads(path.read_text())
+
+
+def test_warmup_then_cosine_to_the_floor() -> None:
+    optim = _cfg("optim.warmup=4", "optim.lr_min_ratio=0.1").optim
+    ratios = [warmup_cosine(optim, 20, s) for s in range(20)]
+    assert ratios[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(a >= b for a, b in zip(ratios[3:], ratios[4:], strict=False))
+    assert ratios[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 15 / 16)))
+    assert warmup_cosine(optim, 20, 20) == pytest.approx(0.1)
+    assert warmup_cosine(_cfg("optim.warmup=0").optim, 10, 0) == 1.0
+
+
+def _chunks(*limits: int) -> list[Chunk]:
+    spec = DatasetSpec(annotation="a.jsonl")
+    return [Chunk(spec, 0, 1, 1, n, n) for n in limits]
+
+
+def test_resume_skips_whole_chunks_then_rows() -> None:
+    plan = _chunks(64, 64, 64, 10)
+    rest, offset = trim_plan(plan, 150)  # 128 in two whole chunks, 22 rows of the third
+    assert rest == plan[2:] and offset == 128
+    assert skip_rows(150, offset, world_size=2) == 11
+    # a later restart in the same run counts from the same offset
+    assert skip_rows(170, offset, world_size=2) == 21
+    # past one pass over the plan: position within the pass
+    assert trim_plan(plan, 202 + 70) == (plan[1:], 202 + 64)
+    assert trim_plan(plan, 0) == (plan, 0)
+
+
+def test_latest_state_ignores_incomplete_checkpoints(tmp_path: Path) -> None:
+    assert latest_state(tmp_path) is None
+    for step, ranks in ((4, (0, 1)), (8, (0,))):  # step 8: rank 1 never wrote its part
+        folder = tmp_path / "checkpoints" / f"{step:010d}"
+        folder.mkdir(parents=True)
+        for rank in ranks:
+            TrainState(step, step * 8, 2, rank, 0).save(folder)
+    assert latest_state(tmp_path) == TrainState(4, 32, 2, 0, 0)
