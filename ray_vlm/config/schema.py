@@ -44,6 +44,7 @@ class DataConfig:
 TRAINABLE_MODES = ("full", "freeze_vision", "attention_only", "regex", "lora")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FROZEN_DTYPES = ("float32", "bfloat16", "float16")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass
@@ -63,6 +64,9 @@ class CheckpointConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "adamw"
+    """``adamw`` (betas, eps, weight decay below) or ``sgd`` (plain SGD, as the PaliGemma guide's
+    update ``param - lr * grad``)."""
     lr: float = 1e-4
     """Peak learning rate (AdamW), reached after ``warmup`` steps."""
     weight_decay: float = 0.0
@@ -77,6 +81,7 @@ class OptimConfig:
     eps: float = 1e-8
 
     def __post_init__(self) -> None:
+        check_choice("optim.name", self.name, OPTIMIZERS)
         if self.lr <= 0 or self.warmup < 0 or not 0 <= self.lr_min_ratio <= 1 or self.clip < 0:
             raise ConfigError(
                 "keys 'optim.*': need lr > 0, warmup >= 0, 0 <= lr_min_ratio <= 1, clip >= 0"

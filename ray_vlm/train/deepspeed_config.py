@@ -2,9 +2,9 @@
 value the ``FinetuneConfig`` owns written over it.
 
 Set from the run config: batch sizes (``train_micro_batch_size_per_gpu = batch_size``,
-``gradient_accumulation_steps``, ``train_batch_size`` = their product x world size), the AdamW
-optimizer (``optim.*``; ``torch.optim.AdamW`` unless the optimizer is offloaded, then DeepSpeed's
-CPU Adam), ``gradient_clipping``, precision and the ZeRO stage with its offload switches.
+``gradient_accumulation_steps``, ``train_batch_size`` = their product x world size), the optimizer
+(``optim.*``: ``torch.optim.AdamW`` unless the optimizer is offloaded, then DeepSpeed's CPU Adam;
+or ``torch.optim.SGD``), ``gradient_clipping``, precision and the ZeRO stage with its offload switches.
 Left to the base JSON: bucket sizes, prefetching and other ZeRO tuning. The learning-rate
 schedule is not here: it is a scheduler passed to ``deepspeed.initialize`` (``schedule.py``).
 """
@@ -60,15 +60,24 @@ def deepspeed_config(cfg: FinetuneConfig, world_size: int) -> dict[str, Any]:
         gradient_clipping=cfg.optim.clip,
         bf16={"enabled": precision == "bf16"},
         fp16={"enabled": precision == "fp16"},
-        optimizer={
-            "type": "AdamW",
-            "params": {
-                "lr": cfg.optim.lr,
-                "betas": [cfg.optim.beta1, cfg.optim.beta2],
-                "eps": cfg.optim.eps,
-                "weight_decay": cfg.optim.weight_decay,
-                "torch_adam": not cpu_adam,
-            },
-        },
+        optimizer=_optimizer(cfg, cpu_adam),
     )
+    if cfg.optim.name == "sgd":
+        ds["zero_allow_untested_optimizer"] = True  # torch.optim.SGD: DeepSpeed runs it as is
     return ds
+
+
+def _optimizer(cfg: FinetuneConfig, cpu_adam: bool) -> dict[str, Any]:
+    optim = cfg.optim
+    if optim.name == "sgd":
+        return {"type": "SGD", "params": {"lr": optim.lr, "weight_decay": optim.weight_decay}}
+    return {
+        "type": "AdamW",
+        "params": {
+            "lr": optim.lr,
+            "betas": [optim.beta1, optim.beta2],
+            "eps": optim.eps,
+            "weight_decay": optim.weight_decay,
+            "torch_adam": not cpu_adam,
+        },
+    }

@@ -37,6 +37,14 @@ def test_deepspeed_config_takes_every_value_from_the_run_config() -> None:
     assert not ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]  # auto on CPU: fp32
 
 
+def test_sgd_as_the_paligemma_guide_updates() -> None:
+    ds = deepspeed_config(_cfg("optim.name=sgd", "optim.lr=0.01"), world_size=1)
+    assert ds["optimizer"] == {"type": "SGD", "params": {"lr": 0.01, "weight_decay": 0.0}}
+    assert ds["zero_allow_untested_optimizer"] is True
+    with pytest.raises(ConfigError, match="optim.name"):
+        _cfg("optim.name=lion")
+
+
 def test_deepspeed_config_stage_precision_and_offload() -> None:
     ds = deepspeed_config(
         _cfg("distributed.zero_stage=2", "distributed.precision=bf16",
