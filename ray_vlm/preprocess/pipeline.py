@@ -1,6 +1,6 @@
 """The Ray Data pipeline: planned chunks -> parsed records -> encoded examples, streamed.
 
-``build_dataset(sources, plan, processor_path, cfg)`` returns a ``Dataset`` whose rows are
+``build_dataset(plan, processor_path, cfg)`` returns a ``Dataset`` whose rows are
 encoded examples (see ``encode.Example``) plus ``num_tokens``, ``num_images``, ``dataset``,
 ``source`` and ``truncated``, and the ``RecordReport`` actor that counts what was left out.
 Nothing runs until the dataset is consumed (a Ray Train worker's shard, or ``check_data``).
@@ -16,10 +16,9 @@ import ray
 from ray_vlm.config import DataConfig
 from ray_vlm.preprocess.encode import EncodeError, Encoder
 from ray_vlm.preprocess.processor import load_processor
-from ray_vlm.preprocess.record_stream import RECORD_COLUMNS, STAGE_CPUS, record_dataset
+from ray_vlm.preprocess.record_stream import record_dataset, records_of_batch
 from ray_vlm.preprocess.report import RecordReport, report_or_raise
 from ray_vlm.preprocess.stream_plan import Chunk
-from ray_vlm.records import Record
 
 
 class EncodeBatch:
@@ -33,8 +32,7 @@ class EncodeBatch:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in OUTPUT_COLUMNS}
         notes = []
-        for i in range(len(batch["source"])):
-            record = Record.from_row({k: batch[k][i] for k in RECORD_COLUMNS})
+        for record in records_of_batch(batch):
             try:
                 ex = self.encoder.encode(record)
             except EncodeError as err:
@@ -89,6 +87,6 @@ def build_dataset(
         fn_constructor_args=(processor_path, cfg.max_seq_len, report, cfg.bad_records),
         batch_size=cfg.preprocess_batch_size,
         compute=ray.data.ActorPoolStrategy(size=cfg.preprocess_workers),
-        num_cpus=STAGE_CPUS,
+        num_cpus=1,
     )
     return encoded, report
