@@ -95,8 +95,12 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     save_config(cfg, out / "config.yaml")
     models = {"model": cfg.ckpt, **({"compare": cfg.compare} if cfg.compare else {})}
     samples, metrics = {}, {}
-    for label, ckpt in models.items():
-        samples[label], metrics[label] = _score_model(label, ckpt, spec, cfg)
+    try:
+        for label, ckpt in models.items():
+            samples[label], metrics[label] = _score_model(label, ckpt, spec, cfg)
+    finally:
+        if not cfg.connect_app and not serve.status().applications:
+            serve.shutdown()  # Serve was started for this evaluation only: leave no HTTP proxy
     _write_predictions(out / "predictions.jsonl", samples)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     title = f"{cfg.task} on {cfg.data}: {PRIMARY_METRIC[cfg.task]}"

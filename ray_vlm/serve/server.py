@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ray import serve
+from ray.serve.context import _get_global_client
 
+from ray_vlm.config.loader import ConfigError
 from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.serve.app import build_application
@@ -34,11 +36,22 @@ def base_url(cfg: ServeConfig) -> str:
     return f"http://{host}:{cfg.port}{cfg.route_prefix.rstrip('/')}/v1"
 
 
+def _check_http_address(cfg: ServeConfig) -> None:
+    """Serve keeps the HTTP address it started with (a new one is ignored with a warning): say so."""
+    running = _get_global_client().http_config
+    if (running.host, running.port) != (cfg.host, cfg.port):
+        raise ConfigError(
+            f"keys 'host', 'port': Serve already runs on this Ray cluster at "
+            f"{running.host}:{running.port}; use those, or stop it first (`serve shutdown`)"
+        )
+
+
 def run_server(cfg: ServeConfig, blocking: bool) -> str:
     """Deploy the application and return its ``base_url``; ``blocking`` waits for Ctrl-C, then
     shuts Serve down."""
     ensure_ray()
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    _check_http_address(cfg)
     serve.run(build_application(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix)
     url = base_url(cfg)
     if blocking:

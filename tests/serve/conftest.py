@@ -19,6 +19,7 @@ from ray import serve
 def serve_session() -> Iterator[None]:
     """Serve on the session's local Ray cluster (fixture ``ray_local``); Serve shuts down after,
     Ray stays up for the next tests."""
+    serve.shutdown()  # a Serve left by an earlier test would keep its own HTTP port
     try:
         yield
     finally:
