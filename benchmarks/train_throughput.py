@@ -1,15 +1,20 @@
 """``ray-vlm train`` (Ray Train + DeepSpeed ZeRO-3) throughput vs a bare PyTorch loop; ZeRO-3 memory.
 
-Run: ``.venv/bin/python benchmarks/train_throughput.py [--steps N] [--zero-stage S]``.
+Run: ``.venv/bin/python benchmarks/train_throughput.py [--steps N] [--zero-stage S] [--image-size PX]``.
 
-Setup, in a temp dir: the demo assets (shapes captions) and a ~35M-parameter LLaVA, random init,
-built from the demo LLaVA's processor with a bigger config (Llama text model hidden 512, 8 layers;
-CLIP tower hidden 256, 4 layers), so that compute, not Python, dominates a step.
+Setup, in a temp dir: the demo assets (shapes captions) and a ~31M-parameter LLaVA, random init,
+built from the demo LLaVA's tokenizer with a bigger config (Llama text model hidden 512, 8 layers;
+CLIP tower hidden 256, 4 layers, 14-px patches), so that compute, not Python, dominates a step.
+Images are 224 px by default: 256 image tokens per example, the sequence length of a LLaVA-1.5
+style fine-tune. ``--image-size 56`` (16 image tokens) shows the worst case for ZeRO-3, whose
+per-step cost (gathering and re-partitioning every parameter, a flat optimizer step) is fixed
+while the compute shrinks with the sequence.
 
 Measured, same model, data, batch size (``BATCH``) and number of steps:
 
-- ``bare``: one process, ``torch.optim.AdamW``, gradient clipping, the same collated batches
-  (encoded beforehand, in memory), ``torch.set_num_threads(CPUS)``; half the steps before the Ray
+- ``bare``: one process, ``torch.optim.AdamW(fused=True)``, gradient clipping, the same collated
+  batches (encoded beforehand, in memory), ``torch.set_num_threads(CPUS)``, and the malloc
+  thresholds the Ray workers get (``ray_vlm/train/host_memory.py``); half the steps before the Ray
   run and half after, so a drifting machine load weighs on both alike. ``CPUS = 1``: Ray gives a
   worker of one CPU ``OMP_NUM_THREADS=1``; two torch threads were measured ~10x *slower* than one
   on this 2-core machine while other jobs ran (OpenMP threads spinning against other processes);
@@ -20,13 +25,15 @@ Measured, same model, data, batch size (``BATCH``) and number of steps:
 ``zero3_rank_bytes_ratio``: bytes of parameters + optimizer state (fp32 partition, Adam moments)
 that one rank holds in a 2-worker run over those of a 1-worker run (both ZeRO-3, 2 steps), read
 from each rank's ZeRO shard files. ``--zero-stage 0`` runs the throughput comparison with ZeRO
-off (to separate the cost of ZeRO-3 from that of Ray Train + DeepSpeed). Targets: ``ratio >= 0.8``, ``zero3_rank_bytes_ratio <= 0.55``.
+off (to separate the cost of ZeRO-3 from that of Ray Train + DeepSpeed).
+Targets: ``ratio >= 0.8``, ``zero3_rank_bytes_ratio <= 0.55``.
 Prints one JSON line at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import tempfile
@@ -45,6 +52,7 @@ from ray_vlm.model import load_model, load_processor  # noqa: E402
 from ray_vlm.preprocess.batching import collate, length_grouped  # noqa: E402
 from ray_vlm.preprocess.encode import Encoder  # noqa: E402
 from ray_vlm.records import load_registry, read_records, resolve_spec  # noqa: E402
+from ray_vlm.train.host_memory import CPU_WORKER_MALLOC_ENV  # noqa: E402
 from ray_vlm.train.trainer import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,19 +62,24 @@ WARMUP = 3
 TEXT = {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8,
         "num_attention_heads": 8, "num_key_value_heads": 8}  # fmt: skip
 VISION = {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
-          "num_attention_heads": 4}  # fmt: skip
+          "num_attention_heads": 4, "patch_size": 14}  # fmt: skip
 
 
-def big_llava(demo_llava: Path, out: Path) -> tuple[Path, int]:
-    """The demo LLaVA's processor with a ~35M-parameter random-init model; returns (dir, params)."""
+def big_llava(demo_llava: Path, out: Path, image_size: int) -> tuple[Path, int]:
+    """The demo LLaVA's tokenizer with a ~31M-parameter random-init model seeing ``image_size``-px
+    images in 14-px patches; returns (dir, params)."""
     config = AutoConfig.from_pretrained(demo_llava)
     config.text_config.update(TEXT)
     config.text_config.head_dim = TEXT["hidden_size"] // TEXT["num_attention_heads"]
-    config.vision_config.update(VISION)
+    config.vision_config.update({**VISION, "image_size": image_size})
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_config(config)
     model.save_pretrained(out)
-    load_processor(str(demo_llava)).save_pretrained(out)
+    processor = load_processor(str(demo_llava))
+    processor.patch_size = VISION["patch_size"]
+    processor.image_processor.size = {"shortest_edge": image_size}
+    processor.image_processor.crop_size = {"height": image_size, "width": image_size}
+    processor.save_pretrained(out)
     return out, sum(p.numel() for p in model.parameters())
 
 
@@ -90,11 +103,20 @@ def encoded_batches(model_dir: Path, assets: Path, count: int) -> list[dict[str,
     return out
 
 
+def keep_freed_memory_like_the_workers() -> None:
+    """Give this process the malloc thresholds Ray Train's CPU workers get (``host_memory.py``);
+    glibc read the environment at start-up, so they are set with ``mallopt``."""
+    libc = ctypes.CDLL("libc.so.6")
+    for option, key in ((-3, "MALLOC_MMAP_THRESHOLD_"), (-1, "MALLOC_TRIM_THRESHOLD_")):
+        libc.mallopt(option, int(CPU_WORKER_MALLOC_ENV[key]))
+
+
 def bare_loop(
     model_dir: Path, batches: list[dict[str, torch.Tensor]], cfg: FinetuneConfig
 ) -> float:
     """Samples/s of a plain AdamW loop over ``batches`` (the first ``WARMUP`` not timed)."""
     torch.set_num_threads(CPUS)
+    keep_freed_memory_like_the_workers()
     model = load_model(str(model_dir)).train()
     o = cfg.optim
     optimizer = torch.optim.AdamW(
@@ -103,6 +125,7 @@ def bare_loop(
         betas=(o.beta1, o.beta2),
         eps=o.eps,
         weight_decay=o.weight_decay,
+        fused=True,
     )
     started = 0.0
     for i, inputs in enumerate(batches):
@@ -160,13 +183,16 @@ def main() -> None:
     parser.add_argument(
         "--zero-stage", type=int, default=3, help="ZeRO stage of the 1-worker throughput run"
     )
+    parser.add_argument(
+        "--image-size", type=int, default=224, help="pixels; 14-px patches, so 256 image tokens"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         assets = make_demo_assets(
             tmp / "assets", counts={"train": 200, "test": 4}, models=("llava",)
         )
-        model_dir, params = big_llava(assets / "models/llava", tmp / "big_llava")
+        model_dir, params = big_llava(assets / "models/llava", tmp / "big_llava", args.image_size)
         cfg = run_cfg(tmp, assets, model_dir, "one", f"steps={args.steps}",
                       "distributed.num_workers=1", f"distributed.cpus_per_worker={CPUS}",
                       f"distributed.zero_stage={args.zero_stage}")  # fmt: skip
@@ -187,6 +213,7 @@ def main() -> None:
                 {
                     "params": params,
                     "batch_size": BATCH,
+                    "image_size": args.image_size,
                     "timed_steps": args.steps - WARMUP,
                     "zero_stage": args.zero_stage,
                     "ray_ds_samples_per_s": round(ray_ds, 2),

@@ -3,7 +3,8 @@ value the ``FinetuneConfig`` owns written over it.
 
 Set from the run config: batch sizes (``train_micro_batch_size_per_gpu = batch_size``,
 ``gradient_accumulation_steps``, ``train_batch_size`` = their product x world size), the optimizer
-(``optim.*``: ``torch.optim.AdamW`` unless the optimizer is offloaded, then DeepSpeed's CPU Adam;
+(``optim.*``: ``torch.optim.AdamW(fused=True)``, one kernel per step on CPU and GPU, unless the
+optimizer is offloaded, then DeepSpeed's CPU Adam;
 or ``torch.optim.SGD``), ``gradient_clipping``, precision and the ZeRO stage with its offload switches.
 Left to the base JSON: bucket sizes, prefetching and other ZeRO tuning. The learning-rate
 schedule is not here: it is a scheduler passed to ``deepspeed.initialize`` (``schedule.py``).
@@ -71,13 +72,13 @@ def _optimizer(cfg: FinetuneConfig, cpu_adam: bool) -> dict[str, Any]:
     optim = cfg.optim
     if optim.name == "sgd":
         return {"type": "SGD", "params": {"lr": optim.lr, "weight_decay": optim.weight_decay}}
-    return {
-        "type": "AdamW",
-        "params": {
-            "lr": optim.lr,
-            "betas": [optim.beta1, optim.beta2],
-            "eps": optim.eps,
-            "weight_decay": optim.weight_decay,
-            "torch_adam": not cpu_adam,
-        },
+    params = {
+        "lr": optim.lr,
+        "betas": [optim.beta1, optim.beta2],
+        "eps": optim.eps,
+        "weight_decay": optim.weight_decay,
+        "torch_adam": not cpu_adam,
     }
+    if not cpu_adam:
+        params["fused"] = True
+    return {"type": "AdamW", "params": params}

@@ -6,8 +6,9 @@ run ``loop.train_loop``. Ray Train keeps the run in ``<dump_dir>/checkpoints`` (
 ``RunConfig(storage_path=dump_dir, name="checkpoints")``): a restarted worker group
 (``distributed.max_failures``) and a second ``train`` on the same ``dump_dir`` both continue from the
 newest complete checkpoint; the driver first cuts the examples that checkpoint consumed from the
-front of the plan, so they are not preprocessed again. ``train.log`` is echoed while it runs;
-``loss.png`` is drawn at the end.
+front of the plan, so they are not preprocessed again. Workers on CPU get the glibc malloc
+settings ZeRO-3 needs (``host_memory.py``). ``train.log`` is echoed while it runs; ``loss.png`` is
+drawn at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ray_vlm.preprocess.pipeline import build_dataset
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.stream_plan import Chunk, plan_weighted
 from ray_vlm.records import select_datamix
+from ray_vlm.train.host_memory import worker_malloc_env
 from ray_vlm.train.loop import train_loop
 from ray_vlm.train.metrics import TRAIN_LOG, plot_loss, read_metrics
 from ray_vlm.train.run_state import CHECKPOINTS, latest_state, step_dir_name
@@ -118,6 +120,7 @@ def _trainer(cfg: FinetuneConfig, dataset, plan_offset: int) -> TorchTrainer:
             name=CHECKPOINTS,
             failure_config=FailureConfig(max_failures=dist.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.dump.keep or None),
+            worker_runtime_env={"env_vars": worker_malloc_env(dist.use_gpu)},
         ),
         datasets={"train": dataset},
     )

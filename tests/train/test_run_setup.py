@@ -34,6 +34,7 @@ def test_deepspeed_config_takes_every_value_from_the_run_config() -> None:
     assert ds["optimizer"]["type"] == "AdamW"
     assert ds["optimizer"]["params"]["lr"] == 2e-4
     assert ds["optimizer"]["params"]["torch_adam"] is True
+    assert ds["optimizer"]["params"]["fused"] is True
     assert not ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]  # auto on CPU: fp32
 
 
@@ -55,6 +56,7 @@ def test_deepspeed_config_stage_precision_and_offload() -> None:
     assert ds["bf16"]["enabled"]
     assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
     assert ds["optimizer"]["params"]["torch_adam"] is False  # DeepSpeed's CPU Adam
+    assert "fused" not in ds["optimizer"]["params"]
     with pytest.raises(ConfigError, match="offload_params"):
         deepspeed_config(_cfg("distributed.zero_stage=2", "distributed.offload_params=true"), 1)
     with pytest.raises(ConfigError, match="does not exist"):

@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.model import load_model
+from ray_vlm.train.host_memory import CPU_WORKER_MALLOC_ENV
 from ray_vlm.train.run_state import TrainState, read_state
 from ray_vlm.train.trainer import TrainResult, train
 from tests.conftest import REPO
@@ -147,15 +148,17 @@ def _raylet_children() -> list[psutil.Process]:
     return psutil.Process(raylet).children(recursive=True)
 
 
-def _kill_worker_after(step_dir: Path, killed: list[int]) -> None:
-    """Once ``step_dir`` is a complete checkpoint, SIGKILL the (only) training worker."""
+def _kill_worker_after(step_dir: Path, killed: list[dict[str, str]]) -> None:
+    """Once ``step_dir`` is a complete checkpoint, SIGKILL the (only) training worker; ``killed``
+    gets the environment of each process killed."""
     deadline = time.time() + 900
     while time.time() < deadline and read_state(step_dir) is None:
         time.sleep(0.2)
     for proc in _raylet_children():
         if "RayTrainWorker" in " ".join(proc.cmdline()):
+            env = proc.environ()
             os.kill(proc.pid, signal.SIGKILL)
-            killed.append(proc.pid)
+            killed.append(env)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +172,7 @@ def run_b(run_a: TrainResult) -> tuple[TrainResult, list[int]]:
             "distributed.num_workers=1",
         ],
     )
-    killed: list[int] = []
+    killed: list[dict[str, str]] = []
     killer = threading.Thread(
         target=_kill_worker_after, args=(run_a.dump_dir / "checkpoints" / f"{10:010d}", killed)
     )
@@ -182,6 +185,8 @@ def run_b(run_a: TrainResult) -> tuple[TrainResult, list[int]]:
 def test_resume_on_another_world_size_and_after_a_killed_worker(run_b) -> None:
     result, killed = run_b
     assert killed, "no training worker was found to kill"
+    for key, value in CPU_WORKER_MALLOC_ENV.items():  # ZeRO-3's allocator settings reached it
+        assert killed[0].get(key) == value, key
     assert result.step == 20
     log = (result.dump_dir / "train.log").read_text()
     assert "the checkpoint was saved by 2 workers, this run has 1" in log
