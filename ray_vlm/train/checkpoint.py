@@ -6,9 +6,10 @@ and hands it to ``ray.train.report(checkpoint=..., checkpoint_dir_name=<step>)``
 ranks' files into ``<dump_dir>/checkpoints/<step>/`` and registers the checkpoint only once every
 rank has reported: a crash mid-save leaves an unregistered folder that no resume uses.
 
-Restoring: on the same world size, ``engine.load_checkpoint`` (weights, optimizer, scheduler).
-ZeRO shards cannot be loaded on another world size (DeepSpeed #5405); then the consolidated fp32
-weights are loaded into the model before ``deepspeed.initialize`` and the optimizer starts fresh.
+Restoring: on the same world size and ZeRO stage, ``engine.load_checkpoint`` (weights, optimizer,
+scheduler). ZeRO shards cannot be loaded on another world size (DeepSpeed #5405) or stage; then the
+consolidated fp32 weights are loaded into the model before ``deepspeed.initialize`` and the
+optimizer starts fresh.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoin
 from ray.train import Checkpoint
 from transformers import PretrainedConfig, ProcessorMixin
 
-from ray_vlm.config import FinetuneConfig, save_config
+from ray_vlm.config import FinetuneConfig, load_config, save_config
 from ray_vlm.train.run_state import DS_TAG, HF_DIR, TrainState, read_state, step_dir_name
 
 
@@ -64,6 +65,12 @@ def checkpoint_state(folder: Path) -> TrainState:
     if state is None:
         raise RuntimeError(f"{folder}: checkpoint without every rank's train_state_*.json")
     return state
+
+
+def saved_zero_stage(folder: Path) -> int:
+    """The ZeRO stage of the run that saved checkpoint ``folder`` (from its resolved config)."""
+    saved = load_config(FinetuneConfig, [f"config={folder / 'config.yaml'}"])
+    return saved.distributed.zero_stage
 
 
 def load_consolidated(model, folder: Path) -> None:

@@ -36,6 +36,7 @@ from ray_vlm.train.checkpoint import (
     load_consolidated,
     load_engine_state,
     save_checkpoint,
+    saved_zero_stage,
 )
 from ray_vlm.train.deepspeed_config import deepspeed_config
 from ray_vlm.train.metrics import RunLog
@@ -72,7 +73,7 @@ class Recipe:
         self.step = state.step if state else 0
         self.samples = state.samples if state else 0
         self.log = RunLog(Path(cfg.dump_dir), self.step) if self.rank == 0 else None
-        self._note(f"[{cfg.name}] {self.world} workers, ZeRO stage {cfg.distributed.zero_stage}")
+        self._note(f"[{cfg.name}] {self.world} workers, {_setup(cfg)}")
         for name, trainable, total in report:
             self._note(f"  {name}: {trainable:,} of {total:,} parameters train")
         for note in notes:
@@ -88,7 +89,9 @@ class Recipe:
         opened = checkpoint.as_directory() if checkpoint else contextlib.nullcontext(None)
         with opened as folder:
             state = checkpoint_state(Path(folder)) if folder else None
-            reshard = state is not None and state.world_size != self.world
+            stage = self.cfg.distributed.zero_stage
+            saved = (state.world_size, saved_zero_stage(Path(folder))) if state else None
+            reshard = saved is not None and saved != (self.world, stage)
             if reshard:
                 load_consolidated(model, Path(folder))
             engine, *_ = deepspeed.initialize(
@@ -106,9 +109,10 @@ class Recipe:
             engine.lr_scheduler.last_epoch = state.step - 1
             engine.lr_scheduler.step()
             notes.append(
-                f"WARNING: the checkpoint was saved by {state.world_size} workers, this run has "
-                f"{self.world}: ZeRO shards cannot be re-split, so the consolidated fp32 weights "
-                "were loaded and the AdamW state starts fresh (the lr schedule continues)"
+                f"WARNING: the checkpoint was saved by {saved[0]} workers with ZeRO stage {saved[1]}, "
+                f"this run has {self.world} with stage {stage}: ZeRO shards cannot be re-split, so "
+                "the consolidated fp32 weights were loaded and the optimizer state starts fresh "
+                "(the lr schedule continues)"
             )
         engine.train()
         return engine, state, notes
@@ -156,3 +160,15 @@ class Recipe:
             if (every > 0 and self.step % every == 0) or self.step == cfg.steps:
                 state = TrainState(self.step, self.samples, self.world, self.rank, cfg.seed)
                 save_checkpoint(self.engine, state, cfg, self.base, row)
+
+
+def _setup(cfg: FinetuneConfig) -> str:
+    """The run's distributed setup in words, for the top of ``train.log``."""
+    switches = {
+        "optimizer offloaded to CPU": cfg.distributed.offload_optimizer,
+        "parameters offloaded to CPU": cfg.distributed.offload_params,
+        "gradient checkpointing": cfg.model.gradient_checkpointing,
+    }
+    return ", ".join(
+        [f"ZeRO stage {cfg.distributed.zero_stage}"] + [k for k, on in switches.items() if on]
+    )
