@@ -97,7 +97,7 @@ def encoded_batches(model_dir: Path, assets: Path, count: int) -> list[dict[str,
     picked = [batches[i % len(batches)] for i in range(count)]
     out = []
     for b in picked:
-        inputs = collate(b, processor.tokenizer.pad_token_id)
+        inputs = collate(b, processor.tokenizer.pad_token_id, encoder.pixels)
         del inputs["token_type_ids"]
         out.append(inputs)
     return out

@@ -2,12 +2,13 @@
 
 ``length_grouped(examples, batch_size, group_batches)`` reads ``batch_size * group_batches``
 examples, sorts them by ``num_tokens``, cuts them into batches and yields those in random order
-(``group_batches=1`` keeps stream order). ``collate(examples, pad_id)`` pads on the right:
+(``group_batches=1`` keeps stream order). ``collate(examples, pad_id, pixels)`` pads on the right:
 
 - ``input_ids``, ``labels`` (``IGNORE`` on padding), ``attention_mask``, ``token_type_ids``:
   int64 ``[B, L]`` with ``L`` the longest example of the batch;
 - ``pixel_values``: float32 ``[sum of num_images, *image_shape]``, the batch's images in order
-  (the order their image tokens appear in ``input_ids``).
+  (the order their image tokens appear in ``input_ids``), finished by ``pixels`` (the encoder's
+  ``PixelNormalizer``: uint8 -> rescaled and normalised as the processor does).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from ray_vlm.preprocess.encode import IGNORE
+from ray_vlm.preprocess.pixels import PixelNormalizer
 
 Example = dict[str, Any]
 
@@ -64,16 +66,18 @@ def _pad(rows: list[np.ndarray], value: int, length: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(
+    examples: list[Example], pad_id: int, pixels: PixelNormalizer
+) -> dict[str, torch.Tensor]:
     """Pad a list of encoded examples into model-ready tensors (shapes in the module docstring)."""
     length = max(int(e["num_tokens"]) for e in examples)
     ids = [np.asarray(e["input_ids"]) for e in examples]
     mask = [np.ones(len(r), dtype=np.int64) for r in ids]
-    pixels = np.concatenate([np.asarray(e["pixel_values"], dtype=np.float32) for e in examples])
+    images = np.concatenate([pixels(np.asarray(e["pixel_values"])) for e in examples])
     return {
         "input_ids": _pad(ids, pad_id, length),
         "labels": _pad([np.asarray(e["labels"]) for e in examples], IGNORE, length),
         "attention_mask": _pad(mask, 0, length),
         "token_type_ids": _pad([np.asarray(e["token_type_ids"]) for e in examples], 0, length),
-        "pixel_values": torch.from_numpy(pixels),
+        "pixel_values": torch.from_numpy(images),
     }

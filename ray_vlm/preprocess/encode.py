@@ -6,7 +6,10 @@
 - ``labels``     int64 ``[T]``: ``input_ids`` on assistant answer tokens (and the end-of-turn token
   the template puts after each answer), ``IGNORE`` (-100) everywhere else;
 - ``token_type_ids`` int64 ``[T]``: PaliGemma's prefix (0) / suffix (1) marks; zeros for chat models;
-- ``pixel_values`` float32 ``[num_images, *image_shape]`` (``[0, *image_shape]`` for text-only).
+- ``pixel_values`` ``[num_images, *image_shape]`` (``[0, *image_shape]`` for text-only): uint8,
+  resized and cropped by the processor, to be rescaled and normalised by ``encoder.pixels``
+  (``pixels.py``; ``batching.collate`` does it); float32 as the processor made them when
+  ``encoder.pixels.deferred`` is False.
 
 Truncation (``T > max_seq_len``) never cuts image tokens: the text tail is cut, and a record whose
 image tokens and prompt alone do not fit is rejected with ``EncodeError(kind="too_long")``.
@@ -20,6 +23,7 @@ import numpy as np
 from PIL import Image
 from transformers import ProcessorMixin
 
+from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.preprocess.prompt import chat_messages, prompt_style
 from ray_vlm.records import ASSISTANT, Record, load_image
 
@@ -60,6 +64,7 @@ class Encoder:
         self.max_seq_len = max_seq_len
         self.style = prompt_style(processor)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(processor.image_token)
+        self.pixels = PixelNormalizer.of(processor)
         probe = Image.new("RGB", (32, 32))
         self.image_shape = tuple(
             processor.image_processor(images=[probe], return_tensors="np")["pixel_values"].shape[1:]
@@ -82,16 +87,16 @@ class Encoder:
 
     def _pixels(self, inputs, images: list) -> np.ndarray:
         if not images:
-            return np.zeros((0, *self.image_shape), dtype=np.float32)
-        return np.asarray(inputs["pixel_values"], dtype=np.float32).reshape(
-            len(images), *self.image_shape
-        )
+            return np.zeros((0, *self.image_shape), dtype=self.pixels.dtype)
+        return self.pixels.pack(inputs["pixel_values"]).reshape(len(images), *self.image_shape)
 
     def _chat(self, record: Record, images: list) -> tuple[np.ndarray, ...]:
         turns = list(record.turns)
         render = self.processor.apply_chat_template
         full = render(chat_messages(turns, len(images)), tokenize=False)
-        inputs = self.processor(images=images or None, text=full, return_tensors="np")
+        inputs = self.processor(
+            images=images or None, text=full, return_tensors="np", **self.pixels.processor_kwargs
+        )
         ids = np.asarray(inputs["input_ids"][0], dtype=np.int64)
         labels = np.full_like(ids, IGNORE)
         cursor = 0
@@ -123,7 +128,11 @@ class Encoder:
             raise EncodeError("invalid", "PaliGemma-style models need an image in every record")
         prefix = self.processor.image_token * len(images) + record.prompt
         inputs = self.processor(
-            images=[images], text=[prefix], suffix=[record.answer], return_tensors="np"
+            images=[images],
+            text=[prefix],
+            suffix=[record.answer],
+            return_tensors="np",
+            **self.pixels.processor_kwargs,
         )
         ids = np.asarray(inputs["input_ids"][0], dtype=np.int64)
         labels = np.asarray(inputs["labels"][0], dtype=np.int64)

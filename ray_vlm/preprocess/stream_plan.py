@@ -6,7 +6,8 @@ one streaming pass (no file is held in memory). A plan is a list of ``Chunk``s:
 - ``plan_each_once``: every chunk of every source once (check-data, evaluation);
 - ``plan_weighted``: about ``total`` records drawn so that each source's share of the stream is
   its datamix weight — a source is cycled (re-shuffled each pass) when its quota exceeds its size,
-  and chunks of all sources are interleaved at random, so any stretch of the stream holds the mix.
+  and chunks of all sources are interleaved by weighted fair queueing, so any stretch of the
+  stream holds the mix to within about one chunk per source.
 """
 
 from __future__ import annotations
@@ -82,19 +83,22 @@ def plan_weighted(
 ) -> list[Chunk]:
     """About ``total`` records, each source contributing ``share * total``, interleaved at random.
 
-    Interleaving picks the next chunk's source with probability proportional to the lines that
-    source still has to give, so the mix holds within every part of the stream, not just overall.
+    Interleaving is weighted fair queueing: a source's next chunk is due when the stream would
+    reach its end if every source advanced at its share (``(lines given + chunk) / quota``); the
+    chunk due first comes next (ties by the datamix order).
     """
     rng = random.Random(seed)
     queues = [
         _quota_chunks(index_chunks(spec), round(entry.share * total), rng)
         for entry, spec in sources
     ]
-    remaining = [sum(c.limit for c in q) for q in queues]
+    quotas = [sum(c.limit for c in q) for q in queues]
+    given = [0] * len(queues)
     plan: list[Chunk] = []
-    while any(remaining):
-        i = rng.choices(range(len(queues)), weights=remaining)[0]
+    while any(queues):
+        due = [((given[i] + q[0].limit) / quotas[i], i) for i, q in enumerate(queues) if q]
+        _, i = min(due)
         chunk = queues[i].pop(0)
-        remaining[i] -= chunk.limit
+        given[i] += chunk.limit
         plan.append(chunk)
     return plan

@@ -29,6 +29,7 @@ from transformers import ProcessorMixin
 from ray_vlm.config import FinetuneConfig
 from ray_vlm.preprocess.batching import collate, length_grouped
 from ray_vlm.preprocess.encode import IGNORE, Encoder
+from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.records import ASSISTANT, USER, Record, Turn
 
 Inputs = dict[str, torch.Tensor]
@@ -63,6 +64,7 @@ class MicroBatches:
         self.shard = shard
         self.cfg = cfg
         self.pad_id = processor.tokenizer.pad_token_id
+        self.pixels = PixelNormalizer.of(processor)
         self.dummy = dummy_image_example(processor, cfg.data.max_seq_len)
         self.skip = skip
         self.token_types = token_types
@@ -98,7 +100,7 @@ class MicroBatches:
                 n_examples = len(examples)
                 if not any(int(e["num_images"]) for e in examples):
                     examples = [*examples, self.dummy]
-                inputs = collate(examples, self.pad_id)
+                inputs = collate(examples, self.pad_id, self.pixels)
                 if not self.token_types:
                     del inputs["token_type_ids"]
                 yield inputs, n_examples, n_tokens

@@ -4,6 +4,7 @@ import numpy as np
 
 from ray_vlm.preprocess.batching import collate, length_grouped, padding_share
 from ray_vlm.preprocess.encode import IGNORE
+from ray_vlm.preprocess.pixels import PixelNormalizer
 
 
 def _example(n: int, images: int) -> dict:
@@ -28,7 +29,7 @@ def test_length_grouping_cuts_padding_and_keeps_every_example() -> None:
 
 
 def test_collate_pads_right_and_concatenates_images() -> None:
-    batch = collate([_example(3, 1), _example(5, 0), _example(2, 2)], pad_id=0)
+    batch = collate([_example(3, 1), _example(5, 0), _example(2, 2)], 0, PixelNormalizer(False))
     assert (
         batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (3, 5)
     )

@@ -50,6 +50,7 @@ def test_labels_cover_only_the_answer(
         )
         assert (ids == tokenizer.convert_tokens_to_ids(image_token)).sum() > 0
         assert row["pixel_values"].shape[0] == 1 == row["num_images"]
+        assert row["pixel_values"].dtype == np.uint8  # finished in collate (test_pixels.py)
 
 
 def test_multi_turn_and_text_only_records(tmp_path: Path, demo_assets: Path) -> None:
@@ -100,8 +101,11 @@ def test_datamix_weights_hold_in_the_stream(tmp_path: Path, demo_assets: Path) -
     assert len(names) == 800
     share = Counter(names)["small"] / len(names)
     assert abs(share - 0.25) < 0.02  # the small source is cycled ~4 times to keep its weight
-    first_half = Counter(names[:400])["small"] / 400  # mixed throughout, not appended at the end
-    assert 0.15 < first_half < 0.35
+    # Mixed throughout, not appended at the end. Ray Data does not keep block order (for
+    # throughput), so this allows a chunk or two of drift; the plan itself holds the mix much
+    # tighter (test_stream_plan.py).
+    first_half = Counter(names[:400])["small"] / 400
+    assert 0.1 < first_half < 0.4
 
 
 BAD_ROWS = [

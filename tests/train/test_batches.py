@@ -13,6 +13,7 @@ from ray_vlm.config import DataConfig, FinetuneConfig
 from ray_vlm.model import load_model, load_processor
 from ray_vlm.preprocess.batching import collate
 from ray_vlm.preprocess.encode import IGNORE, Encoder
+from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.records import ASSISTANT, USER, Record, Turn
 from ray_vlm.train.batches import MicroBatches
 
@@ -63,7 +64,7 @@ def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava
     assert inputs["input_ids"].shape[0] == 3 and inputs["pixel_values"].shape[0] == 1
     assert (inputs["labels"][2] == IGNORE).all()
     assert "token_type_ids" not in inputs
-    plain = collate(rows[:2], processor.tokenizer.pad_token_id)
+    plain = collate(rows[:2], processor.tokenizer.pad_token_id, PixelNormalizer.of(processor))
     del plain["token_type_ids"], plain["pixel_values"]
     with torch.no_grad():
         assert model(**inputs).loss.item() == pytest.approx(model(**plain).loss.item(), rel=1e-5)
