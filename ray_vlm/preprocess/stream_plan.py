@@ -4,7 +4,7 @@ An annotation file is cut into chunks of ``CHUNK_LINES`` lines, located by byte 
 one streaming pass (no file is held in memory). A plan is a list of ``Chunk``s:
 
 - ``plan_each_once``: every chunk of every source once (check-data, evaluation);
-- ``plan_weighted``: about ``total`` records drawn so that each source's share of the stream is
+- ``plan_weighted``: exactly ``total`` records drawn so that each source's share of the stream is
   its datamix weight — a source is cycled (re-shuffled each pass) when its quota exceeds its size,
   and chunks of all sources are interleaved by weighted fair queueing, so any stretch of the
   stream holds the mix to within about one chunk per source.
@@ -78,10 +78,21 @@ def _quota_chunks(chunks: list[Chunk], quota: int, rng: random.Random) -> list[C
     return picked
 
 
+def quotas(shares: list[float], total: int) -> list[int]:
+    """``total`` split by ``shares`` into whole records that sum to ``total`` exactly (largest
+    remainders get the records rounding leaves over)."""
+    exact = [share * total for share in shares]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(shares)), key=lambda i: counts[i] - exact[i])
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
 def plan_weighted(
     sources: list[tuple[DatamixEntry, DatasetSpec]], total: int, seed: int
 ) -> list[Chunk]:
-    """About ``total`` records, each source contributing ``share * total``, interleaved at random.
+    """``total`` records, each source contributing its ``share`` of them, interleaved.
 
     Interleaving is weighted fair queueing: a source's next chunk is due when the stream would
     reach its end if every source advanced at its share (``(lines given + chunk) / quota``); the
@@ -89,14 +100,16 @@ def plan_weighted(
     """
     rng = random.Random(seed)
     queues = [
-        _quota_chunks(index_chunks(spec), round(entry.share * total), rng)
-        for entry, spec in sources
+        _quota_chunks(index_chunks(spec), quota, rng)
+        for (_, spec), quota in zip(
+            sources, quotas([e.share for e, _ in sources], total), strict=True
+        )
     ]
-    quotas = [sum(c.limit for c in q) for q in queues]
+    planned = [sum(c.limit for c in q) for q in queues]
     given = [0] * len(queues)
     plan: list[Chunk] = []
     while any(queues):
-        due = [((given[i] + q[0].limit) / quotas[i], i) for i, q in enumerate(queues) if q]
+        due = [((given[i] + q[0].limit) / planned[i], i) for i, q in enumerate(queues) if q]
         _, i = min(due)
         chunk = queues[i].pop(0)
         given[i] += chunk.limit

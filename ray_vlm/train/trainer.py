@@ -1,7 +1,7 @@
 """``train(cfg)``: fine-tune on Ray Train workers running DeepSpeed; resumes what ``dump_dir`` holds.
 
 The driver (this module) plans the data (``plan_weighted`` over ``data.datamix``, as many examples
-as ``steps`` consume), builds the streaming Ray Dataset, and runs a ``TorchTrainer`` whose workers
+as the run consumes, ``planned_examples``), builds the streaming Ray Dataset, and runs a ``TorchTrainer`` whose workers
 run ``loop.train_loop``. Ray Train keeps the run in ``<dump_dir>/checkpoints`` (its
 ``RunConfig(storage_path=dump_dir, name="checkpoints")``): a restarted worker group
 (``distributed.max_failures``) and a second ``train`` on the same ``dump_dir`` both continue from the
@@ -31,7 +31,7 @@ from ray_vlm.records import select_datamix
 from ray_vlm.train.host_memory import worker_malloc_env
 from ray_vlm.train.loop import train_loop
 from ray_vlm.train.metrics import TRAIN_LOG, plot_loss, read_metrics
-from ray_vlm.train.run_state import CHECKPOINTS, latest_state, step_dir_name
+from ray_vlm.train.run_state import CHECKPOINTS, TrainState, latest_state, step_dir_name
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,15 @@ def _resolved(cfg: FinetuneConfig) -> FinetuneConfig:
             cfg.distributed, deepspeed_config=_absolute(cfg.distributed.deepspeed_config)
         ),
     )
+
+
+def planned_examples(cfg: FinetuneConfig, state: TrainState | None) -> int:
+    """Examples the whole run consumes: what the resumed checkpoint already did plus what the
+    steps left take with this run's workers and batch (a resume may change the world size)."""
+    per_step = cfg.batch_size * cfg.grad_acc_steps * cfg.distributed.num_workers
+    if state is None:
+        return cfg.steps * per_step
+    return state.samples + max(0, cfg.steps - state.step) * per_step
 
 
 def trim_plan(plan: list[Chunk], samples: int) -> tuple[list[Chunk], int]:
@@ -136,9 +145,9 @@ def train(cfg: FinetuneConfig) -> TrainResult:
     if state is None or state.step < cfg.steps:
         ensure_ray()
         sources = select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
-        per_step = cfg.batch_size * cfg.grad_acc_steps * cfg.distributed.num_workers
         plan, plan_offset = trim_plan(
-            plan_weighted(sources, cfg.steps * per_step, cfg.seed), state.samples if state else 0
+            plan_weighted(sources, planned_examples(cfg, state), cfg.seed),
+            state.samples if state else 0,
         )
         dataset, report = build_dataset(plan, cfg.checkpoint.init_ckpt_path, cfg.data)
         with _echo(dump_dir / TRAIN_LOG):

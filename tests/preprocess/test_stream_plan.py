@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_vlm.preprocess.stream_plan import CHUNK_LINES, plan_weighted
+from ray_vlm.preprocess.stream_plan import CHUNK_LINES, plan_weighted, quotas
 from ray_vlm.records import DatamixEntry
 from tests.preprocess.helpers import qa, write_plm
 
@@ -24,3 +24,17 @@ def test_every_stretch_of_the_plan_holds_the_mix(tmp_path: Path, seed: int) -> N
     for start in range(0, len(names) - window + 1, window // 2):
         share = Counter(names[start : start + window])["small"] / window
         assert abs(share - 0.25) < 0.03, (start, share)
+
+
+def test_quotas_sum_to_the_total_whatever_the_rounding() -> None:
+    assert quotas([1 / 3] * 3, 100) == [34, 33, 33]
+    assert quotas([0.75, 0.25], 112) == [84, 28]
+    assert quotas([0.5, 0.3, 0.2], 7) == [4, 2, 1]
+    for total in range(50):
+        assert sum(quotas([0.1, 0.45, 0.45], total)) == total
+
+
+def test_a_plan_holds_exactly_the_total(tmp_path: Path) -> None:
+    specs = [write_plm(tmp_path / n, [qa("q", n)] * 70) for n in "abc"]
+    mix = [(DatamixEntry(n, 1, 1 / 3), s) for n, s in zip("abc", specs, strict=True)]
+    assert sum(c.limit for c in plan_weighted(mix, total=100, seed=0)) == 100

@@ -14,7 +14,7 @@ from ray_vlm.records import DatasetSpec
 from ray_vlm.train.deepspeed_config import deepspeed_config
 from ray_vlm.train.run_state import TrainState, latest_state, skip_rows
 from ray_vlm.train.schedule import warmup_cosine
-from ray_vlm.train.trainer import trim_plan
+from ray_vlm.train.trainer import planned_examples, trim_plan
 from tests.conftest import REPO
 
 
@@ -93,6 +93,19 @@ def test_resume_skips_whole_chunks_then_rows() -> None:
     # past one pass over the plan: position within the pass
     assert trim_plan(plan, 202 + 70) == (plan[1:], 202 + 64)
     assert trim_plan(plan, 0) == (plan, 0)
+
+
+def test_the_plan_covers_what_a_resumed_run_still_consumes() -> None:
+    cfg = _cfg("steps=20", "batch_size=4", "grad_acc_steps=2", "distributed.num_workers=1")
+    assert planned_examples(cfg, None) == 20 * 8
+    # saved by 2 workers at step 8 (64 examples): 12 steps of 8 examples are left on 1 worker
+    state = TrainState(step=8, samples=64, world_size=2, rank=0, seed=0)
+    assert planned_examples(cfg, state) == 64 + 12 * 8
+    rest, offset = trim_plan(_chunks(*[16] * 10), 64)
+    assert sum(c.limit for c in rest) - (64 - offset) == 12 * 8
+    assert (
+        planned_examples(cfg, TrainState(step=20, samples=160, world_size=1, rank=0, seed=0)) == 160
+    )
 
 
 def test_latest_state_ignores_incomplete_checkpoints(tmp_path: Path) -> None:
