@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.demo.assets import demo_registry
 from ray_vlm.records import load_registry
 from ray_vlm.serve import check_serve_config
+from ray_vlm.serve.serve_processes import CONTROLLER_OPTIONS
 from tests.conftest import REPO
 
 SCHEMAS = {
@@ -37,3 +39,12 @@ def test_shipped_registry_lists_the_demo_assets() -> None:
     assert {n: (s.annotation, s.root_dir) for n, s in shipped.items() if n in expected} == {
         n: (e["annotation"], e["root_dir"]) for n, e in expected.items()
     }
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs" / "serve").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_serve_configs_start_serve_like_ray_vlm_serve(path) -> None:
+    """``serve run``/``serve deploy`` of a shipped file gives Serve's processes the settings
+    ``ray-vlm serve`` starts them with."""
+    assert yaml.safe_load(path.read_text())["controller_options"] == CONTROLLER_OPTIONS

@@ -30,7 +30,7 @@ from ray_vlm.evaluate.scoring import PRIMARY_METRIC, Sample, gather_samples, sco
 from ray_vlm.export import resolve_model_dir
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.records import DatasetSpec, select_datamix
-from ray_vlm.serve import build_application
+from ray_vlm.serve import build_application, start_serve
 
 PROGRESS_EVERY = 50
 
@@ -59,6 +59,7 @@ def _score_model(label: str, ckpt: str, spec: DatasetSpec, cfg: EvalConfig) -> t
     app = cfg.connect_app or cfg.serve.app_name
     if not cfg.connect_app:
         serve_cfg = dataclasses.replace(cfg.serve, ckpt=model_dir)
+        start_serve()
         serve.run(build_application(serve_cfg), name=app, route_prefix=None)
     try:
         rows, invalid = predict(spec, app, cfg, _progress(label))

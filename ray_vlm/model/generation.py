@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
-from transformers import PreTrainedModel, ProcessorMixin
+from transformers import BatchFeature, PreTrainedModel, ProcessorMixin
 
 from ray_vlm.preprocess import question_turns, render_prompt
 from ray_vlm.records import Turn
@@ -43,7 +43,20 @@ def _turns(prompt: Prompt) -> list[Turn]:
     return question_turns(prompt) if isinstance(prompt, str) else list(prompt)
 
 
-@torch.inference_mode()
+def encode_prompts(
+    processor: ProcessorMixin, requests: Sequence[tuple[Sequence[Image.Image], Prompt]]
+) -> BatchFeature:
+    """Model inputs of ``(images, question or turns)`` requests: one left-padded batch
+    (``attention_mask.sum(1)`` is each prompt's length). ``ValueError``: the processor refuses
+    them (e.g. a model that needs an image got none)."""
+    processor.tokenizer.padding_side = "left"
+    texts = [render_prompt(processor, _turns(p), len(imgs)) for imgs, p in requests]
+    images = [list(imgs) for imgs, _ in requests]
+    return processor(
+        images=images if any(images) else None, text=texts, return_tensors="pt", padding=True
+    )
+
+
 def generate(
     model: PreTrainedModel,
     processor: ProcessorMixin,
@@ -53,14 +66,20 @@ def generate(
     """Answer each ``(images, question or turns)`` request; one left-padded batch through
     ``model.generate``. Returns one ``Generation`` per request, in order.
     """
+    return generate_encoded(model, processor, encode_prompts(processor, requests), params)
+
+
+@torch.inference_mode()
+def generate_encoded(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    inputs: BatchFeature,
+    params: SamplingParams = SamplingParams(),
+) -> list[Generation]:
+    """``generate`` on inputs ``encode_prompts`` made (callers that already encoded them to
+    check prompt lengths reuse them)."""
     tokenizer = processor.tokenizer
-    tokenizer.padding_side = "left"
-    texts = [render_prompt(processor, _turns(p), len(imgs)) for imgs, p in requests]
-    images = [list(imgs) for imgs, _ in requests]
-    has_images = any(images)
-    inputs = processor(
-        images=images if has_images else None, text=texts, return_tensors="pt", padding=True
-    ).to(model.device)
+    inputs = inputs.to(model.device)
     sampling = (
         {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
         if params.temperature > 0

@@ -7,7 +7,8 @@ replica's event loop keeps accepting requests (they form the next batch) and hea
 Per-request sampling: a batch is split into groups of requests with identical ``SamplingParams``
 (temperature, top_p, max_tokens, stop); each group is one left-padded ``model.generate`` call and
 the groups of a batch run one after another. Clients that send the same parameters (evaluations,
-benchmarks) therefore share one call; mixed parameters still work, in smaller calls.
+benchmarks) therefore share one call, which reuses the inputs the length check encoded; mixed
+parameters still work, in smaller calls.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import time
 
 import torch
 from ray import serve
+from transformers import BatchFeature
 
 from ray_vlm.config.serve_schema import ServeConfig
-from ray_vlm.model import Generation, SamplingParams, generate
-from ray_vlm.preprocess import prompt_style, render_prompt
+from ray_vlm.model import Generation, SamplingParams, encode_prompts, generate_encoded
+from ray_vlm.preprocess import prompt_style
 from ray_vlm.serve.checkpoint import load_for_serving
 from ray_vlm.serve.errors import RequestError
 from ray_vlm.serve.request import GenerationRequest
@@ -62,16 +64,19 @@ class VLMGenerator:
     def _run_batch(self, requests: list[GenerationRequest]) -> list[Generation | RequestError]:
         """Reject the requests the model cannot take, generate the others group by group."""
         start = time.perf_counter()
-        results: list[Generation | RequestError | None] = self._refusals(requests)
+        results, checked = self._refusals(requests)
         groups: dict[SamplingParams, list[int]] = {}
         for i, request in enumerate(requests):
             if results[i] is None:
                 groups.setdefault(request.params, []).append(i)
         for params, members in groups.items():
-            batch = [(requests[i].images, requests[i].turns) for i in members]
-            for i, generation in zip(
-                members, generate(self.model, self.processor, batch, params), strict=True
-            ):
+            inputs = (
+                checked
+                if checked is not None and len(members) == len(requests)
+                else self._encode([requests[i] for i in members])
+            )
+            generations = generate_encoded(self.model, self.processor, inputs, params)
+            for i, generation in zip(members, generations, strict=True):
                 results[i] = generation
         logger.info(
             "batch of %d requests in %d sampling groups: %.0f ms",
@@ -81,17 +86,28 @@ class VLMGenerator:
         )
         return results  # type: ignore[return-value]
 
-    def _refusals(self, requests: list[GenerationRequest]) -> list[RequestError | None]:
-        """``None`` for each request the model can take, else the ``RequestError`` saying why.
+    def _encode(self, requests: list[GenerationRequest]) -> BatchFeature:
+        """The model inputs of ``requests`` (``ValueError``: the model cannot take them)."""
+        if not self.chat and any(len(r.turns) > 1 for r in requests):
+            raise ValueError("chat history for a single-question model")
+        return encode_prompts(self.processor, [(r.images, r.turns) for r in requests])
 
-        One processor call checks the whole batch; only when it fails is each request checked on
-        its own, to find the ones to refuse (the processor's work is most of a check's cost).
+    def _refusals(
+        self, requests: list[GenerationRequest]
+    ) -> tuple[list[Generation | RequestError | None], BatchFeature | None]:
+        """``None`` for each request the model can take, else the ``RequestError`` saying why;
+        and the whole batch's model inputs when every request could be encoded together.
+
+        One processor call checks the whole batch (generation reuses its inputs when the batch
+        is one sampling group); only when it fails is each request checked on its own, to find
+        the ones to refuse (the processor's work is most of a check's cost).
         """
         try:
-            counts = self._prompt_tokens(requests)
+            inputs = self._encode(requests)
         except ValueError:
-            return [self._refusal(r) for r in requests]
-        return [self._too_long(r, n) for r, n in zip(requests, counts, strict=True)]
+            return [self._refusal(r) for r in requests], None
+        counts = inputs["attention_mask"].sum(dim=1).tolist()
+        return [self._too_long(r, n) for r, n in zip(requests, counts, strict=True)], inputs
 
     def _refusal(self, request: GenerationRequest) -> RequestError | None:
         """``RequestError`` when the conversation or its length does not fit this model."""
@@ -100,19 +116,10 @@ class VLMGenerator:
                 400, "this model takes a single question: no chat history", "messages"
             )
         try:
-            (count,) = self._prompt_tokens([request])
+            inputs = self._encode([request])
         except ValueError as err:  # the processor's own message (e.g. images it needs)
             return RequestError(400, f"the model's processor refused the request: {err}")
-        return self._too_long(request, count)
-
-    def _prompt_tokens(self, requests: list[GenerationRequest]) -> list[int]:
-        """Each request's prompt length in tokens, images expanded (``ValueError``: refused)."""
-        if not self.chat and any(len(r.turns) > 1 for r in requests):
-            raise ValueError("chat history for a single-question model")
-        prompts = [render_prompt(self.processor, r.turns, len(r.images)) for r in requests]
-        images = [list(r.images) for r in requests]
-        inputs = self.processor(images=images if any(images) else None, text=prompts)
-        return [len(ids) for ids in inputs["input_ids"]]
+        return self._too_long(request, int(inputs["attention_mask"].sum()))
 
     def _too_long(self, request: GenerationRequest, prompt_tokens: int) -> RequestError | None:
         wanted = prompt_tokens + request.params.max_new_tokens

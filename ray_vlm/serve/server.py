@@ -21,6 +21,7 @@ from ray_vlm.config.loader import ConfigError
 from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.serve.app import build_application
+from ray_vlm.serve.serve_processes import start_serve
 
 
 def free_loopback_port() -> int:
@@ -50,7 +51,7 @@ def run_server(cfg: ServeConfig, blocking: bool) -> str:
     """Deploy the application and return its ``base_url``; ``blocking`` waits for Ctrl-C, then
     shuts Serve down."""
     ensure_ray()
-    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    start_serve({"host": cfg.host, "port": cfg.port})
     _check_http_address(cfg)
     serve.run(build_application(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix)
     url = base_url(cfg)

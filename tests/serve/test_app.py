@@ -7,12 +7,14 @@ One Serve instance for the module with two applications: ``open`` (no key, small
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import numpy as np
 import openai
 import pytest
 from PIL import Image
+from ray import serve
 
 from ray_vlm.config.loader import config_from_dict
 from ray_vlm.config.serve_schema import ServeConfig
@@ -20,6 +22,7 @@ from ray_vlm.model import SamplingParams
 from ray_vlm.records import ASSISTANT, USER, Turn
 from ray_vlm.serve.errors import RequestError
 from ray_vlm.serve.handle import VLMHandle
+from ray_vlm.serve.serve_processes import SERVE_PROCESS_ENV
 from ray_vlm.serve.server import free_loopback_port, image_data_url, run_server
 from tests.serve.conftest import demo_image, get, image_question, png_data_url, post, serve_session
 
@@ -245,3 +248,19 @@ def test_in_cluster_handle_skips_http(endpoint, demo_assets: Path) -> None:
     assert [1 <= g.completion_tokens <= 4 for g in out] == [True] * 3
     with pytest.raises(RequestError, match="context length"):
         vlm.generate_many([([image], "word " * 700)], SamplingParams(max_new_tokens=4))
+
+
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
+class _EnvProbe:
+    def __call__(self) -> dict[str, str | None]:
+        return {name: os.environ.get(name) for name in SERVE_PROCESS_ENV}
+
+
+def test_replicas_run_with_the_serve_process_settings(endpoint) -> None:
+    """``run_server`` started Serve's controller with ``SERVE_PROCESS_ENV``; the replicas it
+    creates inherit it."""
+    handle = serve.run(_EnvProbe.bind(), name="env_probe", route_prefix=None)
+    try:
+        assert handle.remote().result(timeout_s=60) == SERVE_PROCESS_ENV
+    finally:
+        serve.delete("env_probe")
