@@ -52,9 +52,13 @@ MAX_TOKENS = 16
 MODEL = "tiny-llava"
 WARMUP_REQUESTS = 8
 MAX_BATCH_SIZE = 32
-BATCH_WAIT_S = 0.1
-"""Measured here: 0.02 s (the config default) formed batches of 1-4 requests at concurrency 32,
-because requests reach the replica one by one through the HTTP front; 0.1 s lets them gather."""
+BATCH_WAIT_S = 0.25
+"""Measured here: at concurrency 32 the HTTP front (proxy and ingress share the 2 cores with the
+replica) takes ~0.2 s to hand a whole round of 32 requests to the replica. 0.02 s (the config
+default) formed batches of 1-4 requests; 0.1 s often split a round into two batches that each
+wait out the timeout (ratio 3.8-4.1 over three runs); 0.25 s keeps a round in one batch (ratio
+4.1-5.0 over four runs). The price is latency at low concurrency: a batch that will not fill waits
+the full 0.25 s (see the concurrency 1 and 8 rows)."""
 
 
 def request_body(image: Path) -> bytes:

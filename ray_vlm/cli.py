@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ray_vlm.config import ConfigError
+from ray_vlm.config import UserError
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -90,18 +90,13 @@ def _convert_hf(args: argparse.Namespace) -> int:
 
 
 def _consolidate(args: argparse.Namespace) -> int:
-    from ray_vlm.export import ExportError, consolidate
+    from ray_vlm.export import consolidate
 
-    try:
-        print(consolidate(args.ckpt, args.out))
-    except ExportError as err:
-        print(f"ray-vlm consolidate: {err}", file=sys.stderr)
-        return 2
+    print(consolidate(args.ckpt, args.out))
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ray_vlm.export import ExportError
     from ray_vlm.export.generate_one import generate_one
     from ray_vlm.model import SamplingParams
 
@@ -111,11 +106,7 @@ def _generate(args: argparse.Namespace) -> int:
         )
         return 2
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
-    try:
-        out = generate_one(args.ckpt, args.media_path, args.question, params)
-    except ExportError as err:
-        print(f"ray-vlm generate: {err}", file=sys.stderr)
-        return 2
+    out = generate_one(args.ckpt, args.media_path, args.question, params)
     print(f"Generation: {out.text}")
     return 0
 
@@ -206,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as err:
-        print(f"ray-vlm: config error: {err}", file=sys.stderr)
+    except UserError as err:
+        print(f"ray-vlm {args.command}: {err}", file=sys.stderr)
         return 2
 
 

@@ -55,3 +55,23 @@ def test_demo_runs_the_whole_mission_on_a_local_ray_cluster(tmp_path: Path) -> N
     for _, before, after in scores:
         assert float(after) > float(before) + 0.2  # clearly better after fine-tuning
     assert (tmp_path / "demo/eval/caption/report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("consolidate", "--ckpt", "no/such/run", "--out", "x"), "not a complete checkpoint"),
+        (
+            ("generate", "--ckpt", "no/such/dir", "--media_path", "a.png", "--question", "Q?"),
+            "does not exist",
+        ),
+        (("check-data", "--config", "configs/finetune/demo.yaml", "no_such_key=1"), "no_such_key"),
+    ],
+    ids=["consolidate", "generate", "config"],
+)
+def test_user_errors_exit_2_with_the_message_and_no_traceback(args, message) -> None:
+    out = _cli(*args)
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ray-vlm {args[0]}: ") and message in last
+    assert "Traceback" not in out.stderr

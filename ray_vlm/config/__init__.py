@@ -1,5 +1,6 @@
 """Typed configuration: dataclasses with defaults, YAML files, ``key=value`` overrides."""
 
+from ray_vlm.config.errors import UserError
 from ray_vlm.config.loader import ConfigError, config_to_yaml, load_config, save_config
 from ray_vlm.config.schema import CheckpointConfig, DataConfig, FinetuneConfig
 
@@ -8,6 +9,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "FinetuneConfig",
+    "UserError",
     "config_to_yaml",
     "load_config",
     "save_config",

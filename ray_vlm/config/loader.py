@@ -15,12 +15,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ray_vlm.config.errors import UserError
+
 T = TypeVar("T")
 
 CONFIG_FILE_KEY = "config"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value or key a user must fix; the message names the key and its origin."""
 
 

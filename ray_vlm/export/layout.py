@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ray_vlm.config import UserError
 from ray_vlm.train.run_state import CHECKPOINTS, HF_DIR, latest_state, read_state, step_dir_name
 
 CONFIG_FILE = "config.yaml"
 CONSOLIDATED_DIR = "consolidated"
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """A checkpoint or model path a user must fix; the message names the path."""
 
 
