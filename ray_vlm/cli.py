@@ -101,10 +101,7 @@ def _generate(args: argparse.Namespace) -> int:
     from ray_vlm.model import SamplingParams
 
     if args.media_type != "image":
-        print(
-            "ray-vlm generate: --media_type video is not supported; give an image", file=sys.stderr
-        )
-        return 2
+        raise UserError("--media_type video is not supported; give an image")
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
     out = generate_one(args.ckpt, args.media_path, args.question, params)
     print(f"Generation: {out.text}")

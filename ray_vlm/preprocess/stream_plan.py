@@ -99,11 +99,10 @@ def plan_weighted(
     chunk due first comes next (ties by the datamix order).
     """
     rng = random.Random(seed)
+    shares = quotas([entry.share for entry, _ in sources], total)
     queues = [
         _quota_chunks(index_chunks(spec), quota, rng)
-        for (_, spec), quota in zip(
-            sources, quotas([e.share for e, _ in sources], total), strict=True
-        )
+        for (_, spec), quota in zip(sources, shares, strict=True)
     ]
     planned = [sum(c.limit for c in q) for q in queues]
     given = [0] * len(queues)

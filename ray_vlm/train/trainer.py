@@ -1,14 +1,14 @@
 """``train(cfg)``: fine-tune on Ray Train workers running DeepSpeed; resumes what ``dump_dir`` holds.
 
 The driver (this module) plans the data (``plan_weighted`` over ``data.datamix``, as many examples
-as the run consumes, ``planned_examples``), builds the streaming Ray Dataset, and runs a ``TorchTrainer`` whose workers
-run ``loop.train_loop``. Ray Train keeps the run in ``<dump_dir>/checkpoints`` (its
-``RunConfig(storage_path=dump_dir, name="checkpoints")``): a restarted worker group
-(``distributed.max_failures``) and a second ``train`` on the same ``dump_dir`` both continue from the
-newest complete checkpoint; the driver first cuts the examples that checkpoint consumed from the
-front of the plan, so they are not preprocessed again. Workers on CPU get the glibc malloc
-settings ZeRO-3 needs (``host_memory.py``). ``train.log`` is echoed while it runs; ``loss.png`` is
-drawn at the end.
+as the run consumes: ``planned_examples``), builds the streaming Ray Dataset, and runs a
+``TorchTrainer`` whose workers run ``loop.train_loop``. Ray Train keeps the run in
+``<dump_dir>/checkpoints`` (its ``RunConfig(storage_path=dump_dir, name="checkpoints")``): a
+restarted worker group (``distributed.max_failures``) and a second ``train`` on the same
+``dump_dir`` both continue from the newest complete checkpoint; the driver first cuts the examples
+that checkpoint consumed from the front of the plan, so they are not preprocessed again. Workers on
+CPU get the glibc malloc settings ZeRO-3 needs (``host_memory.py``). ``train.log`` is echoed while
+it runs; ``loss.png`` is drawn at the end.
 """
 
 from __future__ import annotations
