@@ -5,6 +5,7 @@ Each field's docstring is its documentation. Load with ``ray_vlm.config.load_con
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ray_vlm.config.loader import ConfigError
@@ -45,6 +46,8 @@ TRAINABLE_MODES = ("full", "freeze_vision", "attention_only", "regex", "lora")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FROZEN_DTYPES = ("float32", "bfloat16", "float16")
 OPTIMIZERS = ("adamw", "sgd")
+EXPORT_DTYPES = ("auto", "float32", "bfloat16", "float16")
+SHARD_SIZE = re.compile(r"\d+(\.\d+)?[KMGT]B", re.IGNORECASE)  # huggingface_hub's size strings
 
 
 @dataclass
@@ -110,7 +113,8 @@ class ModelConfig:
     """Regular expressions (``re.search``) of trainable parameter names, for ``trainable=regex``."""
     frozen_dtype: str = "float32"
     """dtype frozen parameters are held in (``bfloat16``/``float16`` halve their memory, as the
-    PaliGemma guide does); trainable parameters stay float32."""
+    PaliGemma guide does); trainable parameters stay float32. For float32 runs: in bf16/fp16 runs
+    every weight is already held in half precision."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -154,6 +158,25 @@ class DistributedConfig:
 
 
 @dataclass
+class ExportConfig:
+    dtype: str = "auto"
+    """dtype of the exported weights (``consolidate``): ``auto`` is bfloat16 when the run trained in
+    bf16, else the base model's dtype (its config's ``dtype``; float32 when it names none); or
+    ``float32``/``bfloat16``/``float16``."""
+    max_shard_size: str = "5GB"
+    """Largest safetensors file of an export (``model-0000k-of-0000n.safetensors`` + index, as on the
+    hub; one ``model.safetensors`` when it all fits). Export memory does not depend on it: weights
+    are written one tensor at a time."""
+
+    def __post_init__(self) -> None:
+        check_choice("export.dtype", self.dtype, EXPORT_DTYPES)
+        if not SHARD_SIZE.fullmatch(self.max_shard_size.strip()):
+            raise ConfigError(
+                f"key 'export.max_shard_size': '{self.max_shard_size}' is not a size like 500MB or 5GB"
+            )
+
+
+@dataclass
 class LoggingConfig:
     freq: int = 10
     """Write a metrics line (and a progress line to ``train.log``) every this many steps."""
@@ -178,6 +201,7 @@ class FinetuneConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:

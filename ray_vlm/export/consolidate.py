@@ -1,77 +1,108 @@
 """DeepSpeed state of one checkpoint (ZeRO stage 0-3) -> a Hugging Face directory anyone can load.
 
 ``consolidate(step_dir, out=None)`` reads a step dir (see ``layout``) and writes ``out`` (default
-``<step_dir>/consolidated/``, where PLM's ``consolidate.py`` writes too): ``model.safetensors``,
-``config.json``, ``generation_config.json`` and the processor files, so that plain
-``AutoModelForImageTextToText.from_pretrained(out)`` / ``AutoProcessor.from_pretrained(out)``
-load it with no ray_vlm import. A LoRA run is merged into the base weights. Weights are saved in
-the ``dtype`` of the base model's config (float32 when it names none). ``out`` appears whole or
-not at all: it is written beside itself and renamed into place.
+``<step_dir>/consolidated/``, where PLM's ``consolidate.py`` writes too): safetensors weights
+(``model.safetensors``, or shards of ``export.max_shard_size`` + index), ``config.json``,
+``generation_config.json`` and the processor files, so that plain
+``AutoModelForImageTextToText.from_pretrained(out)`` / ``AutoProcessor.from_pretrained(out)`` load
+it with no ray_vlm import. Weights are in ``export.dtype`` (``auto``: bf16 for a bf16 run, else
+the base model's dtype); a LoRA run is merged into the base weights.
+
+Memory stays about one weight however large the model: the names and shapes come from a ``meta``
+model (``weight_plan``), each weight is assembled from the ranks' memory-mapped shards
+(``train.zero_files``), merged with its adapter, cast and appended to its file
+(``safetensors_out``). ``out`` is written in a private folder beside it and renamed into place
+(``publish``): two processes consolidating the same checkpoint both succeed and leave one
+complete export.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-from peft import get_peft_model
-from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
-from transformers.initialization import no_init_weights
+from transformers import AutoConfig, PretrainedConfig
 
 from ray_vlm.config import FinetuneConfig, load_config
+from ray_vlm.config.schema import DistributedConfig, ExportConfig
 from ray_vlm.export.layout import CONFIG_FILE, CONSOLIDATED_DIR, ExportError, is_step_dir
+from ray_vlm.export.publish import publish, staging
+from ray_vlm.export.safetensors_out import write_sharded
+from ray_vlm.export.weight_plan import ExportPlan, export_plan
+from ray_vlm.model import TORCH_DTYPES
+from ray_vlm.train.deepspeed_config import run_dtype
 from ray_vlm.train.run_state import DS_TAG, HF_DIR
-from ray_vlm.train.trainable import lora_config
+from ray_vlm.train.zero_files import ZeroWeights
 
 SHOWN_KEYS = 5  # keys listed in an error message
 
 
-def _check_not_empty(state: dict[str, torch.Tensor], step_dir: Path) -> None:
-    """DeepSpeed #3841: ZeRO-3 saves can hold empty or zeroed weights. No real weight matrix is
-    all zero, except LoRA's ``lora_B``, which starts at zero by design."""
-    bad = [
-        k
-        for k, t in state.items()
-        if t.numel() == 0 or (t.dim() >= 2 and "lora_B" not in k and not t.any())
-    ]
-    if bad:
-        raise ExportError(
-            f"{step_dir}: {len(bad)} weights are empty or all zero ({', '.join(bad[:SHOWN_KEYS])}); "
-            "the checkpoint was not saved from every rank with engine.save_checkpoint"
-        )
-
-
-def _read_state(step_dir: Path) -> dict[str, torch.Tensor]:
-    """Full-size float32 weights (frozen ones in the dtype training held them in)."""
-    ds = step_dir / DS_TAG
-    if any(ds.glob("zero_pp_rank_*_optim_states.pt")):  # ZeRO stage 1-3: shards of every rank
-        return get_fp32_state_dict_from_zero_checkpoint(str(step_dir), tag=DS_TAG)
-    whole = ds / "mp_rank_00_model_states.pt"  # stage 0: rank 0 saved every weight
-    if not whole.is_file():
-        raise ExportError(f"{ds}: no DeepSpeed state (zero_pp_rank_* or mp_rank_00_* files)")
-    return torch.load(whole, map_location="cpu", weights_only=False)["module"]
-
-
-def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], step_dir: Path) -> None:
-    result = model.load_state_dict(state, strict=False)
-    for kind, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)):
-        if keys:
-            raise ExportError(
-                f"{step_dir}: {len(keys)} {kind} weights ({', '.join(keys[:SHOWN_KEYS])}); "
-                f"{step_dir / CONFIG_FILE} or {step_dir / HF_DIR} does not match the DeepSpeed state"
-            )
-
-
-def _save_dtype(config) -> torch.dtype:
+def export_dtype(
+    export: ExportConfig, dist: DistributedConfig, config: PretrainedConfig
+) -> torch.dtype:
+    """``export.dtype``; ``auto``: bf16 when the run trained in bf16, else the base model's."""
+    if export.dtype != "auto":
+        return TORCH_DTYPES[export.dtype]
+    if run_dtype(dist) == torch.bfloat16:
+        return torch.bfloat16
     dtype = getattr(config, "dtype", None) or torch.float32
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
-def consolidate(step_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write the Hugging Face directory of checkpoint ``step_dir``; returns its path."""
+def _open(step_dir: Path, plan: ExportPlan) -> ZeroWeights:
+    try:
+        weights = ZeroWeights(step_dir / DS_TAG)
+    except FileNotFoundError:
+        raise ExportError(
+            f"{step_dir / DS_TAG}: no DeepSpeed state (zero_pp_rank_* or mp_rank_00_* files)"
+        ) from None
+    have = set(weights.names())
+    for kind, keys in (("missing", plan.expected - have), ("unexpected", have - plan.expected)):
+        if keys:
+            raise ExportError(
+                f"{step_dir}: {len(keys)} {kind} weights ({', '.join(sorted(keys)[:SHOWN_KEYS])}); "
+                f"{step_dir / CONFIG_FILE} or {step_dir / HF_DIR} does not match the DeepSpeed state"
+            )
+    return weights
+
+
+class _Weights:
+    """``produce(name)`` for ``write_sharded``: one export weight, merged and cast; notes the
+    checkpoint tensors that are empty or all zero (DeepSpeed #3841: ZeRO-3 saves can hold them;
+    no real weight matrix is all zero, except LoRA's ``lora_B``, which starts at zero)."""
+
+    def __init__(self, weights: ZeroWeights, plan: ExportPlan) -> None:
+        self.weights, self.plan = weights, plan
+        self.empty: list[str] = []
+
+    def _read(self, name: str) -> torch.Tensor:
+        tensor = self.weights.read(name)
+        if tensor.numel() == 0 or (tensor.dim() >= 2 and "lora_B" not in name and not tensor.any()):
+            self.empty.append(name)
+        return tensor
+
+    def __call__(self, name: str) -> torch.Tensor:
+        source = self.plan.sources[name]
+        tensor = self._read(source.name)
+        if source.lora is not None:
+            lora = source.lora
+            delta = self._read(lora.b).float() @ self._read(lora.a).float()
+            tensor = tensor.float() + delta * lora.scaling
+        return tensor.to(self.plan.specs[name].dtype)
+
+
+def consolidate(
+    step_dir: str | Path,
+    out: str | Path | None = None,
+    export: ExportConfig | None = None,
+    replace: bool = True,
+) -> Path:
+    """Write the Hugging Face directory of checkpoint ``step_dir``; returns its path.
+
+    ``export`` overrides the checkpoint's ``export`` settings. An existing ``out`` is replaced,
+    or with ``replace=False`` kept when it is complete (then this call's result is dropped).
+    """
     step_dir = Path(step_dir)
     if not is_step_dir(step_dir):
         raise ExportError(
@@ -80,29 +111,23 @@ def consolidate(step_dir: str | Path, out: str | Path | None = None) -> Path:
         )
     out = Path(out) if out else step_dir / CONSOLIDATED_DIR
     cfg = load_config(FinetuneConfig, [f"config={step_dir / CONFIG_FILE}"])
-    state = _read_state(step_dir)
-    _check_not_empty(state, step_dir)
-
+    export = export or cfg.export
     config = AutoConfig.from_pretrained(step_dir / HF_DIR)
-    with no_init_weights():  # every weight is loaded below (strictly); this skips tying too
-        model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
-    model.tie_weights()
-    if cfg.model.trainable == "lora":
-        model = get_peft_model(model, lora_config(model, cfg.model.lora))
-    _load_strict(model, state, step_dir)
-    if cfg.model.trainable == "lora":
-        model = model.merge_and_unload()
-    model.generation_config = GenerationConfig.from_pretrained(step_dir / HF_DIR)
-    model.to(_save_dtype(config))
+    dtype = export_dtype(export, cfg.distributed, config)
+    plan = export_plan(config, cfg.model, dtype)
+    produce = _Weights(_open(step_dir, plan), plan)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        shutil.copytree(step_dir / HF_DIR, tmp, dirs_exist_ok=True)  # processor files
-        model.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with staging(out) as tmp:
+        shutil.copytree(step_dir / HF_DIR, tmp, dirs_exist_ok=True)  # processor, generation config
+        write_sharded(tmp, plan.specs, produce, export.max_shard_size)
+        if produce.empty:
+            raise ExportError(
+                f"{step_dir}: {len(produce.empty)} weights are empty or all zero "
+                f"({', '.join(produce.empty[:SHOWN_KEYS])}); the checkpoint was not saved from "
+                "every rank with engine.save_checkpoint"
+            )
+        config.dtype = dtype
+        config.architectures = [plan.architecture]
+        config.save_pretrained(tmp)
+        publish(tmp, out, replace, complete="config.json")
     return out

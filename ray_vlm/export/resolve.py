@@ -4,7 +4,9 @@
 
 - a Hugging Face directory (has ``config.json``): returned as is;
 - a complete checkpoint step dir (``layout.is_step_dir``): its ``consolidated/`` folder,
-  consolidated first if not done yet;
+  consolidated first if not done yet. Serve replicas may do this at the same moment: each
+  consolidates into a private folder and the first to finish publishes it; the others keep that
+  one (``consolidate(..., replace=False)``), so a folder a replica is loading never changes;
 - a run's ``dump_dir`` (has ``checkpoints/``): the same, for its latest complete checkpoint;
 - a hub id (``org/name``, not an existing path): returned as is.
 """
@@ -20,7 +22,9 @@ from ray_vlm.train.run_state import CHECKPOINTS
 
 def _consolidated(step_dir: Path) -> str:
     out = step_dir / CONSOLIDATED_DIR
-    return str(out if (out / "config.json").is_file() else consolidate(step_dir, out))
+    if (out / "config.json").is_file():
+        return str(out)
+    return str(consolidate(step_dir, out, replace=False))
 
 
 def resolve_model_dir(ckpt: str) -> str:

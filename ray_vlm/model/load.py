@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import AutoModelForImageTextToText, PreTrainedModel
 
@@ -13,6 +15,31 @@ TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16":
 """Config dtype names -> torch dtypes."""
 
 
-def load_model(path: str, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
-    """``AutoModelForImageTextToText`` weights from ``path`` (hub id or local directory)."""
-    return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+def load_model(
+    path: str, dtype: torch.dtype = torch.float32, zero3_config: dict[str, Any] | None = None
+) -> PreTrainedModel:
+    """``AutoModelForImageTextToText`` weights from ``path`` (hub id or local directory) in ``dtype``.
+
+    With ``zero3_config`` (the DeepSpeed config dict of a ZeRO stage 3 run, concrete values only,
+    the same dict later given to ``deepspeed.initialize``), every rank of an initialised
+    ``torch.distributed`` group calls this together: transformers builds the model inside
+    ``deepspeed.zero.Init`` (each parameter is partitioned as it is created), global rank 0 reads
+    the weights and they are scattered one module at a time, the other ranks read only shapes.
+    Every parameter comes back a ZeRO-3 placeholder: ``p.numel() == 0``, ``p.ds_numel`` the full
+    size, ``p.ds_tensor`` this rank's part; so no rank ever holds the whole model.
+    """
+    if zero3_config is None:
+        return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    import deepspeed  # imported here: DeepSpeed and accelerate only where ZeRO-3 loading runs
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    deepspeed.init_distributed()  # zero.Init needs DeepSpeed's view of the process group
+    # transformers keeps only a weak reference to this object: it must live while loading.
+    hf_zero3 = HfDeepSpeedConfig(zero3_config)
+    if not hf_zero3.is_zero3():
+        raise ValueError("load_model: zero3_config is not a ZeRO stage 3 DeepSpeed config")
+    try:
+        return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    finally:
+        unset_hf_deepspeed_config()
+        del hf_zero3

@@ -9,7 +9,8 @@ rank has reported: a crash mid-save leaves an unregistered folder that no resume
 Restoring: on the same world size and ZeRO stage, ``engine.load_checkpoint`` (weights, optimizer,
 scheduler). ZeRO shards cannot be loaded on another world size (DeepSpeed #5405) or stage; then the
 consolidated fp32 weights are loaded into the model before ``deepspeed.initialize`` and the
-optimizer starts fresh.
+optimizer starts fresh. One weight at a time (``zero_files.ZeroWeights``): into a model built
+partitioned by ZeRO-3, rank 0 reads each weight and DeepSpeed scatters it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import deepspeed
 import ray.train
+import torch
+import torch.distributed as dist
 from deepspeed import DeepSpeedEngine
-from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 from ray.train import Checkpoint
 from transformers import PretrainedConfig, ProcessorMixin
 
 from ray_vlm.config import FinetuneConfig, load_config, save_config
 from ray_vlm.train.run_state import DS_TAG, HF_DIR, TrainState, read_state, step_dir_name
+from ray_vlm.train.zero_files import ZeroWeights
 
 
 def save_checkpoint(
@@ -73,11 +77,35 @@ def saved_zero_stage(folder: Path) -> int:
     return saved.distributed.zero_stage
 
 
-def load_consolidated(model, folder: Path) -> None:
-    """Load the fp32 weights of a ZeRO checkpoint of any world size into a plain (pre-DeepSpeed)
-    ``model`` (or ``PeftModel``); every key must match."""
-    state_dict = get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=DS_TAG)
-    model.load_state_dict(state_dict, strict=True)
+def load_consolidated(model: torch.nn.Module, folder: Path) -> None:
+    """Load the fp32 weights of a ZeRO checkpoint of any world size and stage into ``model`` before
+    ``deepspeed.initialize`` (a ``PeftModel`` too); every name must match.
+
+    Every rank calls this. A parameter partitioned by ZeRO-3 (``ds_id``) is gathered, rank 0 copies
+    the checkpoint's value in and DeepSpeed scatters it (``GatheredParameters(modifier_rank=0)``):
+    one full weight at a time, read on rank 0 only. Other tensors (ZeRO 0-2 models, buffers, LoRA
+    adapters not yet partitioned) are copied on every rank.
+    """
+    weights = ZeroWeights(folder / DS_TAG)
+    targets, names = model.state_dict(keep_vars=True), set(weights.names())
+    missing, unexpected = targets.keys() - names, names - targets.keys()
+    if missing or unexpected:
+        raise RuntimeError(
+            f"{folder / DS_TAG}: does not match the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    done: set[int] = set()
+    for name, target in targets.items():
+        if id(target) in done:  # tied weights: one tensor under several names
+            continue
+        done.add(id(target))
+        with torch.no_grad():
+            if not hasattr(target, "ds_id"):
+                target.copy_(weights.read(name))
+                continue
+            with deepspeed.zero.GatheredParameters([target], modifier_rank=0):
+                if dist.get_rank() == 0:
+                    target.copy_(weights.read(name))
 
 
 def load_engine_state(engine: DeepSpeedEngine, folder: Path) -> None:

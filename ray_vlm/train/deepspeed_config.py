@@ -6,8 +6,11 @@ Set from the run config: batch sizes (``train_micro_batch_size_per_gpu = batch_s
 (``optim.*``: ``torch.optim.AdamW(fused=True)``, one kernel per step on CPU and GPU, unless the
 optimizer is offloaded, then DeepSpeed's CPU Adam;
 or ``torch.optim.SGD``), ``gradient_clipping``, precision and the ZeRO stage with its offload switches.
-Left to the base JSON: bucket sizes, prefetching and other ZeRO tuning. The learning-rate
-schedule is not here: it is a scheduler passed to ``deepspeed.initialize`` (``schedule.py``).
+Left to the base JSON: bucket sizes, prefetching and other ZeRO tuning, as numbers: the same dict
+builds the model inside ``deepspeed.zero.Init`` (ZeRO-3 loading, ``ray_vlm.model.load_model``) and
+goes to ``deepspeed.initialize``, and neither fills in Hugging Face's ``"auto"`` placeholders. The
+learning-rate schedule is not here: it is a scheduler passed to ``deepspeed.initialize``
+(``schedule.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ray_vlm.config import ConfigError, FinetuneConfig
+from ray_vlm.config.schema import DistributedConfig
+
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(precision: str, use_gpu: bool) -> str:
@@ -25,6 +33,23 @@ def resolve_precision(precision: str, use_gpu: bool) -> str:
     if precision == "auto":
         return "bf16" if use_gpu else "fp32"
     return precision
+
+
+def run_dtype(dist: DistributedConfig) -> torch.dtype:
+    """The dtype the model is loaded and trained in: bf16/fp16 in DeepSpeed's half-precision modes
+    (fp32 master weights live in the optimizer), else float32."""
+    return PRECISION_DTYPES[resolve_precision(dist.precision, dist.use_gpu)]
+
+
+def _reject_auto(node: dict[str, Any], path: str, prefix: str = "") -> None:
+    for key, value in node.items():
+        if isinstance(value, dict):
+            _reject_auto(value, path, f"{prefix}{key}.")
+        elif value == "auto":
+            raise ConfigError(
+                f"{path}: '{prefix}{key}' is \"auto\", which only the Hugging Face Trainer fills in; "
+                "give a number (configs/deepspeed/zero3.json has examples)"
+            )
 
 
 def load_base(path: str) -> dict[str, Any]:
@@ -65,6 +90,7 @@ def deepspeed_config(cfg: FinetuneConfig, world_size: int) -> dict[str, Any]:
     )
     if cfg.optim.name == "sgd":
         ds["zero_allow_untested_optimizer"] = True  # torch.optim.SGD: DeepSpeed runs it as is
+    _reject_auto(ds, dist.deepspeed_config)
     return ds
 
 

@@ -4,7 +4,8 @@
 ``train_loop_per_worker`` (``plan_offset``: examples the driver already cut from the front of the
 data plan, see ``run_state.py``). Per worker:
 
-1. setup: load the model from ``checkpoint.init_ckpt_path``, choose what trains
+1. setup: load the model from ``checkpoint.init_ckpt_path`` in the run's precision (under ZeRO-3
+   partitioned while it is built, rank 0 reading the weights: ``model.load_model``), choose what trains
    (``train.trainable.apply_trainable``), restore from ``ray.train.get_checkpoint()`` when Ray
    hands one over (a restarted worker group or a re-run on the same ``dump_dir``), wrap it in a
    DeepSpeed engine (ZeRO stage, AdamW, clipping: ``deepspeed_config.py``; warm-up + cosine lr:
@@ -38,7 +39,7 @@ from ray_vlm.train.checkpoint import (
     save_checkpoint,
     saved_zero_stage,
 )
-from ray_vlm.train.deepspeed_config import deepspeed_config
+from ray_vlm.train.deepspeed_config import deepspeed_config, run_dtype
 from ray_vlm.train.metrics import RunLog
 from ray_vlm.train.run_state import TrainState, skip_rows
 from ray_vlm.train.schedule import scheduler_factory
@@ -62,14 +63,16 @@ class Recipe:
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         torch.manual_seed(cfg.seed)
         processor = load_processor(cfg.checkpoint.init_ckpt_path)
-        model = load_model(cfg.checkpoint.init_ckpt_path)
+        ds_config = deepspeed_config(cfg, self.world)
+        zero3 = ds_config if cfg.distributed.zero_stage == 3 else None
+        model = load_model(cfg.checkpoint.init_ckpt_path, run_dtype(cfg.distributed), zero3)
         self.base = (model.config, model.generation_config, processor)
         token_types = "token_type_ids" in inspect.signature(model.forward).parameters
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable({"use_reentrant": False})
         model = apply_trainable(model, cfg.model)
         report = trainable_report(model)
-        self.engine, state, notes = self._engine(model)
+        self.engine, state, notes = self._engine(model, ds_config)
         self.step = state.step if state else 0
         self.samples = state.samples if state else 0
         self.log = RunLog(Path(cfg.dump_dir), self.step) if self.rank == 0 else None
@@ -82,8 +85,11 @@ class Recipe:
         shard = ray.train.get_dataset_shard("train")
         self.batches = MicroBatches(shard, cfg, processor, skip, token_types)
 
-    def _engine(self, model) -> tuple[deepspeed.DeepSpeedEngine, TrainState | None, list[str]]:
-        """The DeepSpeed engine, restored from Ray's checkpoint when there is one."""
+    def _engine(
+        self, model, ds_config: dict
+    ) -> tuple[deepspeed.DeepSpeedEngine, TrainState | None, list[str]]:
+        """The DeepSpeed engine on ``ds_config`` (the dict the model was loaded with), restored
+        from Ray's checkpoint when there is one."""
         checkpoint = ray.train.get_checkpoint()
         notes: list[str] = []
         opened = checkpoint.as_directory() if checkpoint else contextlib.nullcontext(None)
@@ -97,7 +103,7 @@ class Recipe:
             engine, *_ = deepspeed.initialize(
                 model=model,
                 model_parameters=[p for p in model.parameters() if p.requires_grad],
-                config=deepspeed_config(self.cfg, self.world),
+                config=ds_config,
                 lr_scheduler=scheduler_factory(self.cfg.optim, self.cfg.steps),
             )
             if state is not None and not reshard:

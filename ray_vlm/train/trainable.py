@@ -15,7 +15,13 @@ language model ``model.get_decoder()``. Modes (``ModelConfig.trainable``):
 
 Frozen parameters are cast to ``frozen_dtype`` one module at a time: a module whose own
 parameters are all frozen gets them cast, plus hooks that cast its floating-point inputs to that
-dtype and its outputs back to float32, so trainable parameters keep computing in float32.
+dtype and its outputs back to float32, so trainable parameters keep computing in float32. This is
+for float32 runs; in bf16/fp16 runs every weight is already in half precision and nothing is cast.
+
+The model may come partitioned by ZeRO-3 (``ray_vlm.model.load_model`` with a ZeRO-3 config):
+names and ``requires_grad`` work as usual, a cast converts this rank's partition (``p.ds_tensor``;
+``p.data`` is an empty placeholder), counts use ``p.ds_numel``. LoRA adapters are created whole in
+the base weights' dtype; ``deepspeed.initialize`` partitions them (from rank 0's values).
 """
 
 from __future__ import annotations
@@ -112,8 +118,14 @@ def _cast_floating(tree, dtype: torch.dtype):
     return tree_map(cast, tree)
 
 
+def _cast(p: nn.Parameter, dtype: torch.dtype) -> None:
+    if hasattr(p, "ds_tensor"):  # ZeRO-3: the values are this rank's partition
+        p.ds_tensor.data = p.ds_tensor.data.to(dtype)
+    p.data = p.data.to(dtype)  # ZeRO-3: the empty placeholder, whose dtype DeepSpeed gathers into
+
+
 def _hold_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
-    if dtype == torch.float32:
+    if dtype == torch.float32 or model.dtype != torch.float32:
         return
     for module in model.modules():
         own = list(module.parameters(recurse=False))
@@ -121,7 +133,7 @@ def _hold_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
             continue
         for p in own:
             if p.is_floating_point():
-                p.data = p.data.to(dtype)
+                _cast(p, dtype)
         module.register_forward_pre_hook(
             lambda _m, args, kwargs: (_cast_floating(args, dtype), _cast_floating(kwargs, dtype)),
             with_kwargs=True,
@@ -133,7 +145,7 @@ def apply_trainable(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel
     """Set ``requires_grad`` per ``cfg.trainable`` (``lora``: wrap with ``get_peft_model``), cast
     frozen parameters to ``cfg.frozen_dtype``; returns the model to train."""
     if cfg.trainable == "lora":
-        model = get_peft_model(model, lora_config(model, cfg.lora))
+        model = get_peft_model(model, lora_config(model, cfg.lora), autocast_adapter_dtype=False)
     else:
         keep = trainable_names(model, cfg)
         for name, p in model.named_parameters():

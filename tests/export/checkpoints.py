@@ -2,7 +2,10 @@
 
 ``write_checkpoints(jobs, storage)`` runs, for each ``Job(cfg, batches, probe)``, ``cfg.steps``
 DeepSpeed steps (ZeRO stage ``cfg.distributed.zero_stage``) on ``cfg.distributed.num_workers``
-Ray Train workers (CPU, gloo), worker ``r`` training on ``batches[r]``. Every rank saves its
+Ray Train workers (CPU, gloo), worker ``r`` training on ``batches[r]``. The model is loaded as
+training loads it: under ZeRO-3 partitioned while it is built (``load_model`` with the DeepSpeed
+config), so what trains (``apply_trainable``: modes, LoRA, ``frozen_dtype``) is set on ZeRO-3
+placeholders. Every rank saves its
 shards with ``engine.save_checkpoint(step_dir, tag="ds")`` and its ``TrainState``; rank 0 writes
 ``hf/``, ``config.yaml`` and ``engine_logits.pt``: the engine's logits on ``probe`` after
 training. The jobs share one ``TorchTrainer`` (one engine after the other) to pay Ray Train's
@@ -64,11 +67,13 @@ def _train_and_save(job: Job, rank: int, workers: int) -> None:
     cfg = job.cfg
     torch.manual_seed(cfg.seed)
     init = cfg.checkpoint.init_ckpt_path
-    model = apply_trainable(load_model(init), cfg.model)
+    ds_config = _ds_config(cfg)
+    zero3 = ds_config if cfg.distributed.zero_stage == 3 else None
+    model = apply_trainable(load_model(init, zero3_config=zero3), cfg.model)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr
     )
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=_ds_config(cfg))
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     for _ in range(cfg.steps):
         engine.backward(engine(**job.batches[rank]).loss)
         engine.step()
