@@ -7,7 +7,7 @@ mapped pages it touched back to the OS. A process reading a whole checkpoint thi
 one weight at a time, whatever the model's size. Where each weight is:
 
 - trainable parameters: the fp32 master weights in the optimizer files
-  (``zero_pp_rank_<r>_mp_rank_00_optim_states.pt``). ZeRO-3: each rank keeps, for every parameter
+  (``[bf16_]zero_pp_rank_<r>_mp_rank_00_optim_states.pt``). ZeRO-3: each rank keeps, for every parameter
   in order, its ``ceil(numel / world)`` piece (the last rank's padded); ZeRO-1/2: each parameter
   group is one flat vector cut into a contiguous piece per rank, parameters in order with their
   alignment padding;
@@ -60,8 +60,8 @@ def _load(path: Path) -> dict:
 
 
 def _by_rank(ds_dir: Path, kind: str) -> list[Path]:
-    files = ds_dir.glob(f"zero_pp_rank_*_mp_rank_00_{kind}_states.pt")
-    return sorted(files, key=lambda p: int(_RANK.match(p.name).group(1)))
+    files = ds_dir.glob(f"*zero_pp_rank_*_mp_rank_00_{kind}_states.pt")  # bf16_... in bf16 runs
+    return sorted(files, key=lambda p: int(_RANK.search(p.name).group(1)))
 
 
 def _span(parts: list[torch.Tensor], start: int, length: int) -> list[torch.Tensor]:

@@ -1,9 +1,11 @@
 """ZeRO-3 checkpoints of real 2-worker runs -> Hugging Face directories that plain transformers
-loads (checked in a fresh process without ray_vlm) and that compute the trained engine's logits."""
+loads (checked in a fresh process without ray_vlm) and that compute the trained engine's logits;
+sharded, in another dtype, and with two processes consolidating one checkpoint at once."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,9 +16,12 @@ import torch
 from safetensors.torch import load_file
 
 from ray_vlm.cli import main
+from ray_vlm.config import FinetuneConfig, load_config, save_config
+from ray_vlm.config.schema import ExportConfig
 from ray_vlm.export import ExportError, consolidate
 from ray_vlm.export.layout import CONFIG_FILE, CONSOLIDATED_DIR
 from ray_vlm.train.run_state import DS_TAG
+from tests.conftest import REPO
 from tests.export.checkpoints import ENGINE_LOGITS
 from tests.export.runs import RUNS, probe_batch
 
@@ -35,17 +40,21 @@ assert not any(m.startswith("ray_vlm") for m in sys.modules), "ray_vlm was impor
 """
 
 
+def _logits_in_fresh_process(exports: dict[str, Path], demo_assets: Path, tmp: Path) -> dict:
+    """Run name -> logits of its export on the run's probe batch, computed without ray_vlm."""
+    jobs = []
+    for name, out in exports.items():
+        torch.save(probe_batch(demo_assets, RUNS[name].arch), tmp / f"{name}_batch.pt")
+        jobs.append((str(out), str(tmp / f"{name}_batch.pt"), str(tmp / f"{name}_logits.pt")))
+    subprocess.run([sys.executable, "-c", FRESH_PROCESS, json.dumps(jobs)], check=True, cwd=tmp)
+    return {name: torch.load(tmp / f"{name}_logits.pt") for name in exports}
+
+
 @pytest.fixture(scope="module")
 def fresh_logits(checkpoints, demo_assets, tmp_path_factory) -> dict[str, torch.Tensor]:
     """Run name -> logits of its consolidated model (default ``out``) in a fresh process."""
-    tmp = tmp_path_factory.mktemp("fresh")
-    jobs = []
-    for name, run in RUNS.items():
-        torch.save(probe_batch(demo_assets, run.arch), tmp / f"{name}_batch.pt")
-        out = consolidate(checkpoints[name])
-        jobs.append((str(out), str(tmp / f"{name}_batch.pt"), str(tmp / f"{name}_logits.pt")))
-    subprocess.run([sys.executable, "-c", FRESH_PROCESS, json.dumps(jobs)], check=True, cwd=tmp)
-    return {name: torch.load(tmp / f"{name}_logits.pt") for name in RUNS}
+    exports = {name: consolidate(checkpoints[name]) for name in RUNS}
+    return _logits_in_fresh_process(exports, demo_assets, tmp_path_factory.mktemp("fresh"))
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -126,3 +135,47 @@ def test_consolidate_cli_writes_to_out(checkpoints, tmp_path, capsys) -> None:
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert main(["consolidate", "--ckpt", str(tmp_path)]) == 2
     assert "not a complete checkpoint step dir" in capsys.readouterr().err
+
+
+CONSOLIDATE = "import sys; from ray_vlm.export import consolidate; consolidate(*sys.argv[1:])"
+
+
+def test_concurrent_consolidations_leave_one_complete_sharded_export(
+    checkpoints, demo_assets, tmp_path
+) -> None:
+    step = _copy(checkpoints["llava_lora"], tmp_path / "step")
+    settings = ["export.dtype=bfloat16", "export.max_shard_size=300KB"]
+    save_config(
+        load_config(FinetuneConfig, [f"config={step / CONFIG_FILE}", *settings]), step / CONFIG_FILE
+    )
+    out = tmp_path / "export"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", CONSOLIDATE, str(step), str(out)], env=env)
+        for _ in range(2)
+    ]
+    assert [w.wait(timeout=600) for w in writers] == [0, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "step"]  # no staging left
+
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1 and sorted(p.name for p in out.glob("*.safetensors")) == shards
+    weights = {k: t for shard in shards for k, t in load_file(out / shard).items()}
+    assert weights.keys() == _weights(demo_assets / "models" / "llava").keys()
+    assert {t.dtype for t in weights.values()} == {torch.bfloat16}
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    logits = _logits_in_fresh_process({"llava_lora": out}, demo_assets, fresh)["llava_lora"]
+    engine = torch.load(checkpoints["llava_lora"] / ENGINE_LOGITS)
+    assert logits.dtype == torch.bfloat16  # config.json names the export dtype
+    torch.testing.assert_close(
+        logits.float(), engine, rtol=0, atol=2e-2 * float(engine.abs().max())
+    )
+
+    kept = (out / "config.json").stat().st_ino
+    consolidate(step, out, ExportConfig(), replace=False)  # what a Serve replica does: keep it
+    assert (out / "config.json").stat().st_ino == kept and len(list(out.glob("*.safetensors"))) > 1
+    consolidate(step, out, ExportConfig())  # the default: replace it (fp32, one file)
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "fresh", "step"]

@@ -106,3 +106,18 @@ def test_an_unknown_lora_target_is_named(demo_assets) -> None:
     cfg.lora.target_modules = ["q_proj", "qkv"]  # timm's fused name, not in the language model
     with pytest.raises(ConfigError, match="no module named 'qkv'"):
         apply_trainable(load(demo_assets, "perception_lm"), cfg)
+
+
+def test_a_bf16_model_keeps_its_dtype_and_lora_adapters_take_it(demo_assets) -> None:
+    """A bf16 run loads the model in bf16: nothing is cast (frozen_dtype is for float32 runs) and
+    LoRA adapters are created in bf16 too (DeepSpeed's bf16 optimizer needs one dtype)."""
+    path = demo_assets / "models" / "llava"
+    batch = demo_batch(demo_assets, "llava")
+    for cfg in (
+        ModelConfig(trainable="attention_only", frozen_dtype="float16"),
+        ModelConfig(trainable="lora", frozen_dtype="float16"),
+    ):
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.bfloat16)
+        model = apply_trainable(model, cfg)
+        assert {p.dtype for p in model.parameters()} == {torch.bfloat16}, cfg.trainable
+        assert torch.isfinite(model(**batch).loss)  # no hook casts activations to float32
