@@ -157,6 +157,9 @@ class DistributedConfig:
 class LoggingConfig:
     freq: int = 10
     """Write a metrics line (and a progress line to ``train.log``) every this many steps."""
+    record_ids: bool = False
+    """Write the record ids (``file:line``) every rank trained on at each step to
+    ``record_ids.jsonl`` in ``dump_dir`` (audits, the learning-parity benchmark)."""
 
 
 @dataclass
