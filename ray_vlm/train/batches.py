@@ -48,7 +48,7 @@ def dummy_image_example(processor: ProcessorMixin, max_seq_len: int) -> dict[str
         "token_type_ids": ex.token_type_ids,
         "pixel_values": ex.pixel_values,
         "num_tokens": len(ex.input_ids),
-        "num_images": len(ex.pixel_values),
+        "num_images": ex.num_images,
     }
 
 
