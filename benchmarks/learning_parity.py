@@ -89,18 +89,8 @@ def bare_losses(cfg: FinetuneConfig, ids: dict[int, list]) -> list[float]:
     schedule = LambdaLR(optimizer, lambda step: warmup_cosine(o, cfg.steps, step))
     losses = []
     for step in range(1, cfg.steps + 1):
-        examples = []
-        for record_id in (i for rank in ids[step] for micro in rank for i in micro):
-            ex = encoder.encode(records[record_id])
-            examples.append(
-                {
-                    "input_ids": ex.input_ids,
-                    "labels": ex.labels,
-                    "token_type_ids": ex.token_type_ids,
-                    "pixel_values": ex.pixel_values,
-                    "num_tokens": len(ex.input_ids),
-                }
-            )
+        step_records = [records[i] for rank in ids[step] for micro in rank for i in micro]
+        examples = [encoder.encode(r).row(r) for r in step_records]
         inputs = collate(examples, processor.tokenizer.pad_token_id, pixels)
         del inputs["token_type_ids"]
         labels = inputs.pop("labels")

@@ -58,15 +58,7 @@ def dummy_image_example(processor: ProcessorMixin, max_seq_len: int) -> dict[str
         Image.new("RGB", (32, 32)).save(image)
         record = Record("dummy", "dummy", (str(image),), (Turn(USER, "x"), Turn(ASSISTANT, "x")))
         ex = Encoder(processor, max_seq_len).encode(record)
-    return {
-        "input_ids": ex.input_ids,
-        "labels": np.full_like(ex.labels, IGNORE),
-        "token_type_ids": ex.token_type_ids,
-        "pixel_values": ex.pixel_values,
-        "num_tokens": len(ex.input_ids),
-        "num_images": len(ex.pixel_values),
-        "source": record.source,
-    }
+    return {**ex.row(record), "labels": np.full_like(ex.labels, IGNORE)}
 
 
 class MicroBatches:

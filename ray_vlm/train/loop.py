@@ -65,7 +65,7 @@ class Recipe:
         self.cfg = cfg
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         torch.manual_seed(cfg.seed)
-        processor = load_processor(cfg.checkpoint.init_ckpt_path)
+        processor = load_processor(cfg.checkpoint.init_ckpt_path, cfg.model.processor_kwargs)
         model = load_model(cfg.checkpoint.init_ckpt_path)
         self.base = (model.config, model.generation_config, processor)
         token_types = "token_type_ids" in inspect.signature(model.forward).parameters

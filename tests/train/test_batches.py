@@ -22,16 +22,7 @@ pytestmark = pytest.mark.usefixtures("ray_local")
 
 def _row(encoder: Encoder, question: str, answer: str, images: tuple[str, ...]) -> dict:
     record = Record("t", "t:1", images, (Turn(USER, question), Turn(ASSISTANT, answer)))
-    ex = encoder.encode(record)
-    return {
-        "input_ids": ex.input_ids,
-        "labels": ex.labels,
-        "token_type_ids": ex.token_type_ids,
-        "pixel_values": ex.pixel_values,
-        "num_tokens": len(ex.input_ids),
-        "num_images": len(ex.pixel_values),
-        "source": record.source,
-    }
+    return encoder.encode(record).row(record)
 
 
 @pytest.fixture(scope="module")

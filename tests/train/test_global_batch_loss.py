@@ -33,18 +33,7 @@ LR = 0.5
 def _examples(cfg: FinetuneConfig, ids: list[str], processor) -> list[dict]:
     records = records_by_id(cfg)
     encoder = Encoder(processor, cfg.data.max_seq_len)
-    rows = []
-    for i in ids:
-        ex = encoder.encode(records[i])
-        rows.append(
-            {
-                "input_ids": ex.input_ids,
-                "labels": ex.labels,
-                "token_type_ids": ex.token_type_ids,
-                "pixel_values": ex.pixel_values,
-                "num_tokens": len(ex.input_ids),
-            }
-        )
+    rows = [encoder.encode(records[i]).row(records[i]) for i in ids]
     return rows
 
 
