@@ -2,23 +2,26 @@
 
 Run: ``.venv/bin/python benchmarks/memory_scale.py [--layers N] [--hidden H] [--trainable MODE]``.
 
-Setup, in ``--work`` (default a temp dir): a random-init LLaVA of ~0.55 B parameters by default
-(the demo LLaVA's tokenizer and CLIP tower, a Llama text model of hidden 1536, 18 layers, vocab
+Setup, in ``--work`` (default a temp dir): a random-init LLaVA of 1.1 B parameters by default
+(the demo LLaVA's tokenizer and CLIP tower, a Llama text model of hidden 2048, 22 layers, vocab
 32,000), saved in bf16 with ``save_pretrained`` like a hub checkpoint. ``--layers 2 --hidden 512``
-(~40 M) is for trying the script out.
+(~40 M) is for trying the script out; ``--skip-old`` skips the old path, which needs ~16 GB of
+RAM at the default size (each rank holds the model in fp32).
 
 1. ``load``: 2 Ray Train workers on CPU, ZeRO-3, bf16 (``distributed.precision=bf16``, the shipped
    GPU configs' precision), ``model.trainable=lora``. Each worker resets its peak RSS
    (``/proc/self/clear_refs``), then does what a training worker does up to its first step: load
    the model, ``apply_trainable``, ``deepspeed.initialize`` with the run's DeepSpeed config; its
-   peak RSS (``VmHWM``) over that window is the figure. New path: ``ray_vlm.model.load_model``
-   with the ZeRO-3 config (partitioned while built, rank 0 reads). Old path (measured here, no
-   longer in the package): every rank ``from_pretrained`` in float32, then the same steps. The
-   new run saves its checkpoint (``ray_vlm.train.checkpoint.save_checkpoint``).
+   peak RSS (``VmHWM``) over that window is the figure. New path, as ``train/loop.py`` does it:
+   ``ray_vlm.model.load_model`` with the ZeRO-3 config (partitioned while built, rank 0 reads),
+   under ``host_memory.setup_allocations``. Old path (measured here, no longer in the package):
+   every rank ``from_pretrained`` in float32, then the same steps. The new run saves its
+   checkpoint (``ray_vlm.train.checkpoint.save_checkpoint``); workers get the CPU training
+   workers' malloc settings (``host_memory.CPU_WORKER_MALLOC_ENV``).
    On CPU a worker's partitions and optimizer state are host memory too (on GPU they are device
    memory): LoRA keeps the optimizer's share negligible so the figure is the loading's.
-   ``--trainable full`` adds AdamW's fp32 master weights and two moments per rank (2x its
-   fp32 partition, created by ``deepspeed.initialize``), whichever path loads.
+   ``--trainable full`` adds AdamW's fp32 master weights and two moments (3x the rank's fp32
+   partition, created by ``deepspeed.initialize``), whichever path loads.
 2. ``consolidate``: peak RSS (``ru_maxrss`` of the child process) of ``ray-vlm consolidate`` on
    that checkpoint (bf16 export, the ``auto`` dtype of a bf16 run), and of the old route in a
    child process: ``get_fp32_state_dict_from_zero_checkpoint``, an fp32 model,
@@ -26,14 +29,16 @@ Setup, in ``--work`` (default a temp dir): a random-init LLaVA of ~0.55 B parame
 
 ``load_rss_ratio_nonzero_rank``: peak RSS of rank 1 / the model's fp32 bytes (``params x 4``);
 ``consolidate_rss_ratio``: peak RSS / bytes of safetensors written; ``*_old``: the old path.
-Every figure includes the process's fixed cost (Python, torch, Ray, DeepSpeed: ~0.5-0.8 GB),
-so they fall as the model grows. Targets: ``<= 0.6`` and ``<= 1.3``.
+Every figure includes the process's fixed cost (Python, torch, Ray, DeepSpeed: ~1 GB in a Ray
+Train worker, measured before loading: ``peak_rss_gb.*_before``), so they fall as the model grows
+(PLM-8B: 39 GB in fp32); ``*_above_start`` ratios leave it out. Targets: ``<= 0.6`` and ``<= 1.3``.
 Prints one JSON line at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -59,7 +64,7 @@ from ray_vlm.model import load_model, load_processor  # noqa: E402
 from ray_vlm.preprocess.ray_runtime import ensure_ray  # noqa: E402
 from ray_vlm.train.checkpoint import save_checkpoint  # noqa: E402
 from ray_vlm.train.deepspeed_config import deepspeed_config, run_dtype  # noqa: E402
-from ray_vlm.train.host_memory import CPU_WORKER_MALLOC_ENV  # noqa: E402
+from ray_vlm.train.host_memory import CPU_WORKER_MALLOC_ENV, setup_allocations  # noqa: E402
 from ray_vlm.train.run_state import CHECKPOINTS, TrainState, step_dir_name  # noqa: E402
 from ray_vlm.train.trainable import apply_trainable  # noqa: E402
 
@@ -138,6 +143,10 @@ def _load(path: str, cfg: FinetuneConfig, ds_config: dict):
     return AutoModelForImageTextToText.from_pretrained(init, dtype=torch.float32)
 
 
+def _setup(path: str):
+    return setup_allocations() if path == "new" else contextlib.nullcontext()
+
+
 def _worker(loop: dict) -> None:
     """Load, choose what trains, build the engine; write this rank's peak RSS (and save).
     (Kept apart from ``_load``: cloudpickle would otherwise pickle ``torch.distributed.config``.)"""
@@ -147,15 +156,20 @@ def _worker(loop: dict) -> None:
     ds_config = deepspeed_config(cfg, world)
     _peak_rss_reset()
     before = _current_rss()
-    model = _load(loop["path"], cfg, ds_config)
-    loaded = _peak_rss()
-    base = (model.config, model.generation_config, load_processor(cfg.checkpoint.init_ckpt_path))
-    model = apply_trainable(model, cfg.model)
-    engine, *_ = deepspeed.initialize(
-        model=model,
-        model_parameters=[p for p in model.parameters() if p.requires_grad],
-        config=ds_config,
-    )
+    with _setup(loop["path"]):
+        model = _load(loop["path"], cfg, ds_config)
+        loaded = _peak_rss()
+        base = (
+            model.config,
+            model.generation_config,
+            load_processor(cfg.checkpoint.init_ckpt_path),
+        )
+        model = apply_trainable(model, cfg.model)
+        engine, *_ = deepspeed.initialize(
+            model=model,
+            model_parameters=[p for p in model.parameters() if p.requires_grad],
+            config=ds_config,
+        )
     row = {"before": before, "loaded": loaded, "engine": _peak_rss()}
     (Path(loop["out"]) / f"{loop['path']}_rank{rank}.json").write_text(json.dumps(row))
     if loop["path"] == "new":
@@ -188,19 +202,33 @@ def measure_consolidate(argv: list[str], out: Path) -> tuple[int, int]:
     return usage.ru_maxrss * 1024, written
 
 
+def figures(rows: list[dict], peak: int, written: int, fp32_bytes: int, suffix: str) -> dict:
+    """The ratios of one path (``suffix``: ``""`` new, ``"_old"``)."""
+    rank0, rank1 = rows
+    return {
+        f"load_rss_ratio_nonzero_rank{suffix}": round(rank1["engine"] / fp32_bytes, 3),
+        f"load_rss_ratio_rank0{suffix}": round(rank0["engine"] / fp32_bytes, 3),
+        f"load_rss_ratio_nonzero_rank_above_start{suffix}": round(
+            (rank1["engine"] - rank1["before"]) / fp32_bytes, 3
+        ),
+        f"consolidate_rss_ratio{suffix}": round(peak / written, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, default=1536)
-    parser.add_argument("--layers", type=int, default=18)
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--layers", type=int, default=22)
     parser.add_argument("--trainable", default="lora", choices=["lora", "full"])
+    parser.add_argument("--skip-old", action="store_true", help="measure the new path only")
     parser.add_argument("--work", type=Path, default=None, help="kept (the model is reused)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="ray_vlm_memory_"))
     work.mkdir(parents=True, exist_ok=True)
     model_dir, params = build_model(work, args.hidden, args.layers)
     run = work / f"run_{model_dir.name}_{args.trainable}"
-    new_out, old_out = work / f"export_new_{run.name}", work / f"export_old_{run.name}"
-    for stale in (run, new_out, old_out):
+    outs = {"new": work / f"export_new_{run.name}", "old": work / f"export_old_{run.name}"}
+    for stale in (run, *outs.values()):
         shutil.rmtree(stale, ignore_errors=True)
     cfg = load_config(
         FinetuneConfig,
@@ -216,37 +244,28 @@ def main() -> None:
         ],
     )
     ensure_ray()
-    rows = {path: measure_load(cfg, path, work) for path in ("new", "old")}
-
-    step = run / CHECKPOINTS / step_dir_name(0)
-    argv = ["-c", NEW_CONSOLIDATE, "consolidate", "--ckpt", str(step), "--out", str(new_out)]
-    new_peak, new_written = measure_consolidate(argv, new_out)
-    argv = ["-c", OLD_CONSOLIDATE, str(step), str(old_out), "bfloat16"]
-    old_peak, old_written = measure_consolidate(argv, old_out)
+    paths = ("new",) if args.skip_old else ("new", "old")
+    rows = {path: measure_load(cfg, path, work) for path in paths}  # "new" saves the checkpoint
+    step = str(run / CHECKPOINTS / step_dir_name(0))
+    argv = {
+        "new": ["-c", NEW_CONSOLIDATE, "consolidate", "--ckpt", step, "--out", str(outs["new"])],
+        "old": ["-c", OLD_CONSOLIDATE, step, str(outs["old"]), "bfloat16"],
+    }
+    consolidated = {path: measure_consolidate(argv[path], outs[path]) for path in paths}
 
     fp32_bytes = params * 4
-    result = {
-        "params": params,
-        "setup": f"{WORKERS} CPU workers, ZeRO-3, bf16, trainable={args.trainable}",
-        "load_rss_ratio_nonzero_rank": round(rows["new"][1]["engine"] / fp32_bytes, 3),
-        "load_rss_ratio_nonzero_rank_old": round(rows["old"][1]["engine"] / fp32_bytes, 3),
-        "load_rss_ratio_rank0": round(rows["new"][0]["engine"] / fp32_bytes, 3),
-        "load_rss_ratio_rank0_old": round(rows["old"][0]["engine"] / fp32_bytes, 3),
-        "consolidate_rss_ratio": round(new_peak / new_written, 3),
-        "consolidate_rss_ratio_old": round(old_peak / old_written, 3),
-        "fp32_model_gb": round(fp32_bytes / GB, 2),
-        "written_gb": round(new_written / GB, 2),
-        "peak_rss_gb": {
-            **{
-                f"{path}_rank{r}_{k}": round(row[k] / GB, 2)
-                for path, ranks in rows.items()
-                for r, row in enumerate(ranks)
-                for k in ("before", "loaded", "engine")
-            },
-            "consolidate": round(new_peak / GB, 2),
-            "consolidate_old": round(old_peak / GB, 2),
-        },  # fmt: skip
-    }
+    result = {"params": params, "setup": f"{WORKERS} CPU workers, ZeRO-3, bf16, {args.trainable}"}
+    for path in paths:
+        suffix = "" if path == "new" else "_old"
+        result.update(figures(rows[path], *consolidated[path], fp32_bytes, suffix))
+    result["fp32_model_gb"] = round(fp32_bytes / GB, 2)
+    result["written_gb"] = round(consolidated["new"][1] / GB, 2)
+    result["peak_rss_gb"] = {
+        **{f"{path}_rank{r}_{k}": round(row[k] / GB, 2)
+           for path in paths for r, row in enumerate(rows[path])
+           for k in ("before", "loaded", "engine")},
+        **{f"consolidate_{path}": round(consolidated[path][0] / GB, 2) for path in paths},
+    }  # fmt: skip
     print(json.dumps(result))
 
 

@@ -43,6 +43,7 @@ from ray_vlm.train.checkpoint import (
     saved_zero_stage,
 )
 from ray_vlm.train.deepspeed_config import deepspeed_config, run_dtype
+from ray_vlm.train.host_memory import setup_allocations
 from ray_vlm.train.loss import backward_scale, summed_token_loss
 from ray_vlm.train.metrics import RunLog
 from ray_vlm.train.run_state import TrainState, skip_rows
@@ -69,14 +70,15 @@ class Recipe:
         processor = load_processor(cfg.checkpoint.init_ckpt_path, cfg.model.processor_kwargs)
         ds_config = deepspeed_config(cfg, self.world)
         zero3 = ds_config if cfg.distributed.zero_stage == 3 else None
-        model = load_model(cfg.checkpoint.init_ckpt_path, run_dtype(cfg.distributed), zero3)
-        self.base = (model.config, model.generation_config, processor)
-        token_types = "token_type_ids" in inspect.signature(model.forward).parameters
-        if cfg.model.gradient_checkpointing:
-            model.gradient_checkpointing_enable({"use_reentrant": False})
-        model = apply_trainable(model, cfg.model)
-        report = trainable_report(model)
-        self.engine, state, notes = self._engine(model, ds_config)
+        with setup_allocations():
+            model = load_model(cfg.checkpoint.init_ckpt_path, run_dtype(cfg.distributed), zero3)
+            self.base = (model.config, model.generation_config, processor)
+            token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+            if cfg.model.gradient_checkpointing:
+                model.gradient_checkpointing_enable({"use_reentrant": False})
+            model = apply_trainable(model, cfg.model)
+            report = trainable_report(model)
+            self.engine, state, notes = self._engine(model, ds_config)
         self.step = state.step if state else 0
         self.samples = state.samples if state else 0
         self.log = RunLog(Path(cfg.dump_dir), self.step) if self.rank == 0 else None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 from safetensors.torch import load_file
 
 from ray_vlm.cli import main
@@ -21,6 +22,7 @@ from ray_vlm.config.schema import ExportConfig
 from ray_vlm.export import ExportError, consolidate
 from ray_vlm.export.layout import CONFIG_FILE, CONSOLIDATED_DIR
 from ray_vlm.train.run_state import DS_TAG
+from ray_vlm.train.zero_files import ZeroWeights
 from tests.conftest import REPO
 from tests.export.checkpoints import ENGINE_LOGITS
 from tests.export.runs import RUNS, probe_batch
@@ -67,6 +69,22 @@ def test_consolidated_model_computes_the_engine_logits(checkpoints, fresh_logits
     # frozen weights held in bf16 compute in bf16 in the engine (~2^-8 relative), in fp32 once exported
     atol = 1e-2 * float(engine.abs().max()) if RUNS[name].frozen_dtype == "bfloat16" else 1e-5
     torch.testing.assert_close(fresh_logits[name], engine, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_zero_weights_read_what_deepspeed_consolidates(checkpoints, name) -> None:
+    """The streaming reader against DeepSpeed's own (ZeRO 0 / 2 / 3, LoRA, frozen bf16)."""
+    step = checkpoints[name]
+    if RUNS[name].zero_stage == 0:
+        ds = torch.load(step / DS_TAG / "mp_rank_00_model_states.pt", weights_only=False)
+        expected = ds["module"]
+    else:
+        expected = get_fp32_state_dict_from_zero_checkpoint(str(step), tag=DS_TAG)
+    weights = ZeroWeights(step / DS_TAG)
+    assert sorted(weights.names()) == sorted(expected)
+    for key, tensor in expected.items():
+        got = weights.read(key)  # DeepSpeed returns buffers in float32
+        assert got.shape == tensor.shape and torch.equal(got, tensor.to(got.dtype)), key
 
 
 TRAINED = {
