@@ -22,8 +22,8 @@ RAM at the default size (each rank holds the model in fp32).
    memory): LoRA keeps the optimizer's share negligible so the figure is the loading's.
    ``--trainable full`` adds AdamW's fp32 master weights and two moments (3x the rank's fp32
    partition, created by ``deepspeed.initialize``), whichever path loads.
-2. ``consolidate``: peak RSS (``ru_maxrss`` of the child process) of ``ray-vlm consolidate`` on
-   that checkpoint (bf16 export, the ``auto`` dtype of a bf16 run), and of the old route in a
+2. ``consolidate``: peak RSS (the child's own ``VmHWM`` at exit; ``ru_maxrss`` would count this
+   driver's memory, inherited at ``fork``) of ``ray-vlm consolidate`` on that checkpoint (bf16 export, the ``auto`` dtype of a bf16 run), and of the old route in a
    child process: ``get_fp32_state_dict_from_zero_checkpoint``, an fp32 model,
    ``load_state_dict``, peft's ``merge_and_unload``, ``.to(bf16).save_pretrained``.
 
@@ -95,6 +95,16 @@ if cfg.model.trainable == "lora":
 model.to(dtype).save_pretrained(out)
 """
 NEW_CONSOLIDATE = "import sys; from ray_vlm.cli import main; sys.exit(main(sys.argv[1:]))"
+# Prefixed to a child's code: its first argument names a file that gets its peak RSS at exit.
+PEAK_AT_EXIT = """
+import atexit, re, sys
+from pathlib import Path
+_report = sys.argv.pop(1)
+def _peak():
+    status = Path("/proc/self/status").read_text()
+    Path(_report).write_text(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+atexit.register(_peak)
+"""
 
 
 def build_model(work: Path, hidden: int, layers: int) -> tuple[Path, int]:
@@ -190,16 +200,14 @@ def measure_load(cfg: FinetuneConfig, path: str, out: Path) -> list[dict]:
     return [json.loads((out / f"{path}_rank{r}.json").read_text()) for r in range(WORKERS)]
 
 
-def measure_consolidate(argv: list[str], out: Path) -> tuple[int, int]:
-    """(peak RSS of the child running ``argv``, bytes of safetensors it wrote into ``out``)."""
+def measure_consolidate(code: str, args: list[str], out: Path) -> tuple[int, int]:
+    """(peak RSS of a child running ``code`` with ``args``, bytes of safetensors it wrote)."""
+    report = out.parent / f"{out.name}.peak_kb"
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    child = subprocess.Popen([sys.executable, *argv], env={**os.environ, "PYTHONPATH": path})
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"{argv[:3]} exited with {child.returncode}")
+    argv = [sys.executable, "-c", PEAK_AT_EXIT + code, str(report), *args]
+    subprocess.run(argv, env={**os.environ, "PYTHONPATH": path}, check=True)
     written = sum(f.stat().st_size for f in out.glob("*.safetensors"))
-    return usage.ru_maxrss * 1024, written
+    return int(report.read_text()) * 1024, written
 
 
 def figures(rows: list[dict], peak: int, written: int, fp32_bytes: int, suffix: str) -> dict:
@@ -247,11 +255,11 @@ def main() -> None:
     paths = ("new",) if args.skip_old else ("new", "old")
     rows = {path: measure_load(cfg, path, work) for path in paths}  # "new" saves the checkpoint
     step = str(run / CHECKPOINTS / step_dir_name(0))
-    argv = {
-        "new": ["-c", NEW_CONSOLIDATE, "consolidate", "--ckpt", step, "--out", str(outs["new"])],
-        "old": ["-c", OLD_CONSOLIDATE, step, str(outs["old"]), "bfloat16"],
+    children = {
+        "new": (NEW_CONSOLIDATE, ["consolidate", "--ckpt", step, "--out", str(outs["new"])]),
+        "old": (OLD_CONSOLIDATE, [step, str(outs["old"]), "bfloat16"]),
     }
-    consolidated = {path: measure_consolidate(argv[path], outs[path]) for path in paths}
+    consolidated = {path: measure_consolidate(*children[path], outs[path]) for path in paths}
 
     fp32_bytes = params * 4
     result = {"params": params, "setup": f"{WORKERS} CPU workers, ZeRO-3, bf16, {args.trainable}"}
