@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from ray_vlm.config import UserError
 
@@ -90,20 +91,21 @@ def _convert_hf(args: argparse.Namespace) -> int:
 
 
 def _consolidate(args: argparse.Namespace) -> int:
-    from ray_vlm.export import consolidate
+    from ray_vlm.export.resolve import consolidate_at
 
-    print(consolidate(args.ckpt, args.out))
+    print(consolidate_at(args.ckpt, args.out))
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
     from ray_vlm.export.generate_one import generate_one
+    from ray_vlm.export.resolve import locate_model
     from ray_vlm.model import SamplingParams
 
     if args.media_type != "image":
         raise UserError("--media_type video is not supported; give an image")
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
-    out = generate_one(args.ckpt, args.media_path, args.question, params)
+    out = generate_one(locate_model(args.ckpt, "--ckpt"), args.media_path, args.question, params)
     print(f"Generation: {out.text}")
     return 0
 
@@ -190,13 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(command: str, run: Callable[[], int]) -> int:
+    """``run()``'s status; a ``UserError`` ends it with one line on stderr,
+    ``ray-vlm <command>: <message>``, and status 2 (``jobs/*.py`` end the same way)."""
+    try:
+        return run()
+    except UserError as err:
+        print(f"ray-vlm {command}: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as err:
-        print(f"ray-vlm {args.command}: {err}", file=sys.stderr)
-        return 2
+    return run_command(args.command, lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from tests.conftest import REPO
 
 STAGES = [
     "config",
+    "storage",
     "records",
     "preprocess",
     "model",

@@ -1,46 +1,47 @@
-"""Training progress on disk: ``metrics.jsonl``, ``train.log`` and ``loss.png`` in ``dump_dir``.
+"""Training progress in ``dump_dir`` (any ``Location``): ``metrics.jsonl``, ``train.log``, ``loss.png``.
 
 Rank 0 owns a ``RunLog``. ``metrics.jsonl`` has one JSON object per logged step:
 ``{"step", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s"}`` (``loss`` is the mean
 over ranks and micro-batches of the step; ``grad_norm`` is NaN where DeepSpeed keeps none, ZeRO-0
-in fp32; the rates count real, unpadded examples and tokens of all ranks since the previous line). On resume, lines past the resumed step are dropped first, so a
-restarted stretch is not counted twice. ``train.log`` gets a readable progress line per logged step
-and the run's notes; each line is also printed (the driver echoes ``train.log`` while it runs).
+in fp32; the rates count real, unpadded examples and tokens of all ranks since the previous line).
+On resume, lines past the resumed step are dropped first, so a restarted stretch is not counted
+twice. ``train.log`` gets a readable progress line per logged step and the run's notes; each line
+is also printed (the driver echoes ``train.log`` while it runs).
 """
 
 from __future__ import annotations
 
+import io
 import json
-from pathlib import Path
+import os
+
+from ray_vlm.storage import Location
 
 METRICS = "metrics.jsonl"
 TRAIN_LOG = "train.log"
 LOSS_PNG = "loss.png"
 
 
-def read_metrics(dump_dir: Path) -> list[dict]:
-    path = dump_dir / METRICS
+def read_metrics(dump_dir: str | os.PathLike | Location) -> list[dict]:
+    path = Location.of(dump_dir) / METRICS
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class RunLog:
-    def __init__(self, dump_dir: Path, resumed_step: int) -> None:
-        self.dump_dir = dump_dir
-        dump_dir.mkdir(parents=True, exist_ok=True)
-        kept = [m for m in read_metrics(dump_dir) if m["step"] <= resumed_step]
-        (dump_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
+    def __init__(self, dump_dir: str | os.PathLike | Location, resumed_step: int) -> None:
+        self.dump_dir = Location.of(dump_dir)
+        kept = [m for m in read_metrics(self.dump_dir) if m["step"] <= resumed_step]
+        (self.dump_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
 
     def note(self, text: str) -> None:
         """A line for ``train.log`` and stdout."""
         print(text, flush=True)
-        with (self.dump_dir / TRAIN_LOG).open("a") as f:
-            f.write(text + "\n")
+        (self.dump_dir / TRAIN_LOG).append_text(text + "\n")
 
     def metrics(self, row: dict, steps: int) -> None:
-        with (self.dump_dir / METRICS).open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        (self.dump_dir / METRICS).append_text(json.dumps(row) + "\n")
         self.note(
             f"step {row['step']}/{steps}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
             f"grad_norm {row['grad_norm']:.3f}  {row['samples_per_s']:.1f} samples/s  "
@@ -48,8 +49,9 @@ class RunLog:
         )
 
 
-def plot_loss(dump_dir: Path) -> Path | None:
+def plot_loss(dump_dir: str | os.PathLike | Location) -> Location | None:
     """``loss.png``: loss against step from ``metrics.jsonl``; ``None`` when nothing was logged."""
+    dump_dir = Location.of(dump_dir)
     rows = read_metrics(dump_dir)
     if not rows:
         return None
@@ -65,7 +67,9 @@ def plot_loss(dump_dir: Path) -> Path | None:
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    out = dump_dir / LOSS_PNG
-    fig.savefig(out, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    out = dump_dir / LOSS_PNG
+    out.write_bytes(png.getvalue())
     return out

@@ -1,0 +1,146 @@
+"""What a run asks of the Ray cluster, checked against what the cluster has before anything starts.
+
+A ``Demand`` is the run's parts: each ``Part`` is ``count`` items (training workers, preprocessing
+actors, read tasks, Serve replicas, ...) of ``cpus`` / ``gpus`` each, with the config keys that set
+them. ``check_fits(demand)`` compares the total and the largest single item with the cluster: its
+alive nodes, or when an autoscaler runs, the most its node types can scale to (when Ray knows it;
+otherwise the autoscaler decides). A run that cannot fit raises ``ResourceError`` naming the
+numbers and the keys to change: Ray itself would wait forever (training workers holding their
+CPUs while the data pipeline that feeds them waits for one).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import ray
+from ray._private import ray_constants
+from ray._private.state import state as ray_state
+from ray.experimental.internal_kv import _internal_kv_get
+
+from ray_vlm.config import DataConfig, FinetuneConfig, UserError
+from ray_vlm.config.serve_schema import ServeConfig
+from ray_vlm.preprocess.pipeline import ENCODE_CPUS
+from ray_vlm.preprocess.record_stream import READ_CPUS, READ_TASKS
+
+RESOURCES = ("CPU", "GPU")
+
+
+class ResourceError(UserError):
+    """A run that asks for more than the cluster has or can scale to."""
+
+
+@dataclass(frozen=True)
+class Part:
+    what: str
+    """e.g. ``train workers``."""
+    count: int
+    cpus: float
+    gpus: float
+    keys: str
+    """The config keys that size it."""
+
+    def each(self, resource: str) -> float:
+        return self.cpus if resource == "CPU" else self.gpus
+
+
+@dataclass(frozen=True)
+class Demand:
+    parts: tuple[Part, ...]
+
+    def __add__(self, other: Demand) -> Demand:
+        return Demand(self.parts + other.parts)
+
+    def total(self, resource: str) -> float:
+        return sum(p.count * p.each(resource) for p in self.parts)
+
+    @property
+    def cpus(self) -> float:
+        return self.total("CPU")
+
+    def describe(self, resource: str) -> str:
+        """``2 train workers x 1 + 2 preprocessing actors x 1``."""
+        return " + ".join(
+            f"{p.count} {p.what} x {p.each(resource):g}" for p in self.parts if p.each(resource)
+        )
+
+    def keys(self, resource: str) -> str:
+        return ", ".join(dict.fromkeys(p.keys for p in self.parts if p.each(resource)))
+
+
+def data_demand(cfg: DataConfig) -> Demand:
+    """The Ray Data pipeline of ``preprocess.pipeline.build_dataset``."""
+    return Demand(
+        (
+            Part(
+                "preprocessing actors",
+                cfg.preprocess_workers,
+                ENCODE_CPUS,
+                0,
+                "data.preprocess_workers",
+            ),
+            Part("read tasks", READ_TASKS, READ_CPUS, 0, "data.preprocess_workers"),
+        )
+    )
+
+
+def train_demand(cfg: FinetuneConfig) -> Demand:
+    """Training workers plus the data pipeline feeding them, all running at once."""
+    dist = cfg.distributed
+    worker = Part(
+        "train workers",
+        dist.num_workers,
+        dist.cpus_per_worker,
+        dist.gpus_per_worker if dist.use_gpu else 0,
+        "distributed.num_workers, distributed.cpus_per_worker, distributed.gpus_per_worker",
+    )
+    return Demand((worker,)) + data_demand(cfg.data)
+
+
+def serve_demand(cfg: ServeConfig) -> Demand:
+    """The replicas Serve must start: ``min_replicas`` generation replicas and the HTTP front
+    (autoscaling adds more only where the cluster has room)."""
+    r = cfg.replicas
+    return Demand(
+        (
+            Part("generation replicas", r.min_replicas, r.num_cpus, r.num_gpus,
+                 "replicas.min_replicas, replicas.num_cpus, replicas.num_gpus"),
+            Part("HTTP front replicas", r.ingress_replicas, r.ingress_num_cpus, 0,
+                 "replicas.ingress_replicas, replicas.ingress_num_cpus"),
+        )
+    )  # fmt: skip
+
+
+def _autoscaling() -> tuple[bool, dict[str, float] | None]:
+    """Whether an autoscaler runs, and the most resources it may scale to (when Ray knows it)."""
+    status = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
+    if not status or "autoscaler_report" not in json.loads(status):
+        return False, None
+    return True, ray_state.get_max_resources_from_cluster_config()
+
+
+def check_fits(demand: Demand) -> None:
+    """Raise ``ResourceError`` unless the connected cluster can run ``demand`` all at once."""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    autoscaling, most = _autoscaling()
+    if autoscaling and most is None:
+        return  # the autoscaler knows its node types; Ray does not say what they add up to
+    for resource in RESOURCES:
+        need = demand.total(resource)
+        have = most.get(resource, 0) if autoscaling else sum(n.get(resource, 0) for n in nodes)
+        if need > have + 1e-9:
+            scope = "can scale to" if autoscaling else "has"
+            raise ResourceError(
+                f"this run needs {need:g} {resource}s ({demand.describe(resource)}) but the Ray "
+                f"cluster {scope} {have:g}: lower {demand.keys(resource)}, or add nodes"
+            )
+        if autoscaling:
+            continue
+        largest = max((n.get(resource, 0) for n in nodes), default=0)
+        for part in demand.parts:
+            if part.each(resource) > largest + 1e-9:
+                raise ResourceError(
+                    f"one of the {part.what} needs {part.each(resource):g} {resource}s but the "
+                    f"largest Ray node has {largest:g}: lower {part.keys}, or add a larger node"
+                )
