@@ -6,25 +6,15 @@
         data=demo_captions_test task=caption
 
 Arguments are ``EvalConfig`` overrides (``config=FILE`` and ``key=value``); ``ckpt`` may be a bucket
-URI. What cannot be reached ends it with ``ray-vlm evaluate: <message>`` and status 2.
+URI. It is ``ray-vlm evaluate`` on the cluster the job runs on: what cannot be reached ends it with
+``ray-vlm evaluate: <message>`` and status 2.
 """
 
 import os
 import sys
 
-from ray_vlm.cli import run_command
-from ray_vlm.config import load_config
-from ray_vlm.config.eval_schema import EvalConfig
-from ray_vlm.evaluate.run import evaluate, format_metrics
-
-
-def main(args: list[str]) -> int:
-    result = evaluate(load_config(EvalConfig, args))
-    print(format_metrics(result))
-    print(f"report: {result.report}")
-    return 0
-
+from ray_vlm.cli import main
 
 if __name__ == "__main__":
     os.environ.setdefault("RAY_ADDRESS", "auto")  # the cluster this job runs on, never a new one
-    sys.exit(run_command("evaluate", lambda: main(sys.argv[1:])))
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

@@ -65,7 +65,7 @@ def test_demo_runs_the_whole_mission_on_a_local_ray_cluster(tmp_path: Path) -> N
         (("consolidate", "--ckpt", "no/such/run", "--out", "x"), "not a complete checkpoint"),
         (
             ("generate", "--ckpt", "no/such/dir", "--media_path", "a.png", "--question", "Q?"),
-            "does not exist",
+            "no such directory",
         ),
         (("check-data", "--config", "configs/finetune/demo.yaml", "no_such_key=1"), "no_such_key"),
     ],

@@ -10,6 +10,7 @@ STAGES = [
     "config",
     "storage",
     "records",
+    "preflight",
     "preprocess",
     "model",
     "train",

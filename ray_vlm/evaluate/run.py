@@ -98,7 +98,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         label: locate_model(ckpt, "ckpt" if label == "model" else label)
         for label, ckpt in models.items()
     }
-    senders = Part("evaluation senders", cfg.concurrency, SENDER_CPUS, 0, "concurrency")
+    senders = Part("evaluation senders", cfg.concurrency, SENDER_CPUS, 0, "concurrency", "")
     demand = serve_demand(cfg.serve) + Demand((senders,))
     ensure_ray(demand.cpus)
     if not cfg.connect_app:

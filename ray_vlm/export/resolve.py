@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ray_vlm.export.consolidate import consolidate
 from ray_vlm.export.layout import CONSOLIDATED_DIR, ExportError, is_step_dir, latest_step_dir
-from ray_vlm.preprocess.preflight import check_hub_model, hub_id_shaped
+from ray_vlm.preflight import check_hub_model, hub_id_shaped
 from ray_vlm.storage import Location, is_uri, reach
 from ray_vlm.train.run_state import CHECKPOINTS, state_file
 

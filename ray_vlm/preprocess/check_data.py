@@ -14,8 +14,8 @@ import numpy as np
 import ray
 
 from ray_vlm.config import FinetuneConfig
+from ray_vlm.preflight import check_model_source
 from ray_vlm.preprocess.pipeline import build_dataset
-from ray_vlm.preprocess.preflight import check_model_source
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.report import ERROR_KINDS
 from ray_vlm.preprocess.resources import check_fits, data_demand

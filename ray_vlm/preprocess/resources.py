@@ -38,11 +38,18 @@ class Part:
     count: int
     cpus: float
     gpus: float
-    keys: str
-    """The config keys that size it."""
+    count_key: str = ""
+    """The config key of ``count`` ("" when no key sets it)."""
+    cpu_key: str = ""
+    gpu_key: str = ""
 
     def each(self, resource: str) -> float:
         return self.cpus if resource == "CPU" else self.gpus
+
+    def keys(self, resource: str) -> list[str]:
+        """The keys that lower what this part holds of ``resource``."""
+        own = self.cpu_key if resource == "CPU" else self.gpu_key
+        return [k for k in (self.count_key, own) if k]
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,8 @@ class Demand:
         )
 
     def keys(self, resource: str) -> str:
-        return ", ".join(dict.fromkeys(p.keys for p in self.parts if p.each(resource)))
+        keys = [k for p in self.parts if p.each(resource) for k in p.keys(resource)]
+        return ", ".join(dict.fromkeys(keys))
 
 
 def data_demand(cfg: DataConfig) -> Demand:
@@ -93,7 +101,9 @@ def train_demand(cfg: FinetuneConfig) -> Demand:
         dist.num_workers,
         dist.cpus_per_worker,
         dist.gpus_per_worker if dist.use_gpu else 0,
-        "distributed.num_workers, distributed.cpus_per_worker, distributed.gpus_per_worker",
+        "distributed.num_workers",
+        "distributed.cpus_per_worker",
+        "distributed.gpus_per_worker",
     )
     return Demand((worker,)) + data_demand(cfg.data)
 
@@ -105,9 +115,9 @@ def serve_demand(cfg: ServeConfig) -> Demand:
     return Demand(
         (
             Part("generation replicas", r.min_replicas, r.num_cpus, r.num_gpus,
-                 "replicas.min_replicas, replicas.num_cpus, replicas.num_gpus"),
+                 "replicas.min_replicas", "replicas.num_cpus", "replicas.num_gpus"),
             Part("HTTP front replicas", r.ingress_replicas, r.ingress_num_cpus, 0,
-                 "replicas.ingress_replicas, replicas.ingress_num_cpus"),
+                 "replicas.ingress_replicas", "replicas.ingress_num_cpus"),
         )
     )  # fmt: skip
 
@@ -142,5 +152,6 @@ def check_fits(demand: Demand) -> None:
             if part.each(resource) > largest + 1e-9:
                 raise ResourceError(
                     f"one of the {part.what} needs {part.each(resource):g} {resource}s but the "
-                    f"largest Ray node has {largest:g}: lower {part.keys}, or add a larger node"
+                    f"largest Ray node has {largest:g}: lower {', '.join(part.keys(resource))}, "
+                    "or add a larger node"
                 )

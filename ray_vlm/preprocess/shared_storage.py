@@ -32,7 +32,7 @@ def _seen(paths: list[str]) -> list[bool]:
 
 
 def _message(key: str, loc: Location, nodes: list[str]) -> str:
-    return f"{key}={loc}: a path that Ray node(s) {', '.join(nodes)} do not see; {FIX}"
+    return f"{key}: Ray node(s) {', '.join(nodes)} do not see {loc}; {FIX}"
 
 
 def check_shared(locations: dict[str, Location]) -> None:

@@ -30,14 +30,13 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from ray_vlm.config import FinetuneConfig, UserError, config_to_yaml
+from ray_vlm.preflight import check_finetune
 from ray_vlm.preprocess.pipeline import build_dataset
-from ray_vlm.preprocess.preflight import check_model_source
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.resources import check_fits, train_demand
 from ray_vlm.preprocess.shared_storage import check_shared, check_visible_here, data_locations
 from ray_vlm.preprocess.stream_plan import Chunk, plan_weighted
-from ray_vlm.records import select_datamix
-from ray_vlm.storage import Location, reach
+from ray_vlm.storage import Location
 from ray_vlm.train.host_memory import worker_malloc_env
 from ray_vlm.train.loop import train_loop
 from ray_vlm.train.metrics import TRAIN_LOG, plot_loss, read_metrics
@@ -166,17 +165,10 @@ def _user_error(error: BaseException) -> UserError | None:
     return None
 
 
-def _preflight(cfg: FinetuneConfig) -> list:
-    """What the run must reach, checked before Ray starts: ``dump_dir``, the model, the datamix."""
-    reach(cfg.dump_dir, "dump_dir")
-    check_model_source(cfg.checkpoint.init_ckpt_path, "checkpoint.init_ckpt_path")
-    return select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
-
-
 def train(cfg: FinetuneConfig) -> TrainResult:
     """Run (or resume) the fine-tuning ``cfg`` describes; returns where its outputs are."""
     cfg = _resolved(cfg)
-    sources = _preflight(cfg)
+    sources = check_finetune(cfg)
     dump_dir = Location.of(cfg.dump_dir)
     (dump_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
     state = latest_state(dump_dir)

@@ -1,10 +1,14 @@
-"""Fail fast on a model the run cannot load, on the driver before any Ray actor starts.
+"""Fail fast on what a command cannot reach, on the driver before Ray or any heavy library starts.
 
 ``check_model_source(source, key)``: a local path must exist, a URI must answer
 (``storage.reach``), a hub id must be loadable: found in the local Hugging Face cache, or its
 ``config.json`` answered by one HEAD request to the hub (no retries, ``HUB_TIMEOUT_S``). Otherwise
 ``UserError`` names ``key``, the source and the fix (a typo, a gated repo without ``HF_TOKEN``, no
 network). Without this, every Ray actor loading the model retries for minutes, then a traceback.
+``check_finetune(cfg)``: the same for a fine-tune's ``dump_dir``, model and datamix.
+
+A cross-cutting module with light imports only (no torch, Ray or transformers): the CLI runs these
+checks before importing a stage, so a command that cannot start ends within seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
-from ray_vlm.config import UserError
+from ray_vlm.config import FinetuneConfig, UserError
+from ray_vlm.records import DatamixEntry, DatasetSpec, select_datamix
 from ray_vlm.storage import is_uri, reach
 
 HUB_TIMEOUT_S = 10.0
@@ -74,3 +79,10 @@ def check_model_source(source: str, key: str) -> None:
         raise UserError(f"{key}={source}: no such directory (and not a hub id like org/name)")
     else:
         check_hub_model(source, key)
+
+
+def check_finetune(cfg: FinetuneConfig) -> list[tuple[DatamixEntry, DatasetSpec]]:
+    """What a fine-tune must reach: ``dump_dir``, the model, the datamix (its sources, returned)."""
+    reach(cfg.dump_dir, "dump_dir")
+    check_model_source(cfg.checkpoint.init_ckpt_path, "checkpoint.init_ckpt_path")
+    return select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
