@@ -3,8 +3,8 @@
 A ``Demand`` is the run's parts: each ``Part`` is ``count`` items (training workers, preprocessing
 actors, read tasks, Serve replicas, ...) of ``cpus`` / ``gpus`` each, with the config keys that set
 them. ``check_fits(demand)`` compares the total and the largest single item with the cluster: its
-alive nodes, or when an autoscaler runs, the most its node types can scale to (when Ray knows it;
-otherwise the autoscaler decides). A run that cannot fit raises ``ResourceError`` naming the
+alive nodes, or when an autoscaler may add nodes, the most its node types can scale to (when Ray
+knows it; otherwise the autoscaler decides). A run that cannot fit raises ``ResourceError`` naming the
 numbers and the keys to change: Ray itself would wait forever (training workers holding their
 CPUs while the data pipeline that feeds them waits for one).
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import ray
 from ray._private import ray_constants
 from ray._private.state import state as ray_state
+from ray.autoscaler._private.util import format_readonly_node_type
 from ray.experimental.internal_kv import _internal_kv_get
 
 from ray_vlm.config import DataConfig, FinetuneConfig, UserError
@@ -122,30 +123,40 @@ def serve_demand(cfg: ServeConfig) -> Demand:
     )  # fmt: skip
 
 
-def _autoscaling() -> tuple[bool, dict[str, float] | None]:
-    """Whether an autoscaler runs, and the most resources it may scale to (when Ray knows it)."""
+def _autoscaler_adds_nodes() -> bool:
+    """Whether the cluster's autoscaler may add nodes: every ``ray start`` head runs one, but
+    without a cluster config it only mirrors the nodes there are (one "readonly" type per node)."""
     status = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
-    if not status or "autoscaler_report" not in json.loads(status):
-        return False, None
-    return True, ray_state.get_max_resources_from_cluster_config()
+    report = (json.loads(status) if status else {}).get("autoscaler_report") or {}
+    types = report.get("node_type_mapping") or {}
+    return any(kind != format_readonly_node_type(node) for node, kind in types.items())
+
+
+def _capacity(nodes: list[dict[str, float]]) -> tuple[dict[str, float] | None, str]:
+    """What a run is checked against, and how to name it; ``None`` when an autoscaler may add
+    nodes whose sizes Ray does not report (it then decides)."""
+    most = ray_state.get_max_resources_from_cluster_config()
+    if most:
+        return most, "can scale to"
+    if _autoscaler_adds_nodes():
+        return None, ""
+    return {r: sum(n.get(r, 0) for n in nodes) for r in RESOURCES}, "has"
 
 
 def check_fits(demand: Demand) -> None:
     """Raise ``ResourceError`` unless the connected cluster can run ``demand`` all at once."""
     nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-    autoscaling, most = _autoscaling()
-    if autoscaling and most is None:
-        return  # the autoscaler knows its node types; Ray does not say what they add up to
+    capacity, scope = _capacity(nodes)
+    if capacity is None:
+        return
     for resource in RESOURCES:
-        need = demand.total(resource)
-        have = most.get(resource, 0) if autoscaling else sum(n.get(resource, 0) for n in nodes)
+        need, have = demand.total(resource), capacity.get(resource, 0)
         if need > have + 1e-9:
-            scope = "can scale to" if autoscaling else "has"
             raise ResourceError(
                 f"this run needs {need:g} {resource}s ({demand.describe(resource)}) but the Ray "
                 f"cluster {scope} {have:g}: lower {demand.keys(resource)}, or add nodes"
             )
-        if autoscaling:
+        if scope != "has":
             continue
         largest = max((n.get(resource, 0) for n in nodes), default=0)
         for part in demand.parts:

@@ -152,14 +152,21 @@ class RayHead:
             "--runtime-env", "jobs/runtime_env.yaml",
             "--", *entrypoint,
         ]  # fmt: skip
-        return subprocess.run(
-            cmd,
-            cwd=REPO,
-            env=self.env if env is None else env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return self.run_client(cmd, self.env if env is None else env, timeout)
+
+    def run_client(
+        self, cmd: list[str], env: dict, timeout: float, agent_wait_s: float = 120
+    ) -> subprocess.CompletedProcess:
+        """Run a job client command from the repo; while the head's job agent is still starting
+        (the job server answers "No available agent", nothing was submitted) run it again."""
+        deadline = time.time() + agent_wait_s
+        while True:
+            done = subprocess.run(
+                cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+            )
+            if "No available agent" not in done.stderr or time.time() > deadline:
+                return done
+            time.sleep(3)
 
     @property
     def gcs_address(self) -> str:

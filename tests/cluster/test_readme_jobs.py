@@ -21,7 +21,6 @@ import pytest
 
 from ray_vlm.train.run_state import read_state
 from tests.cluster.ray_head import RayHead, readme_job_commands
-from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +37,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
 def run_readme_command(command: str, head: RayHead, shared: Path) -> subprocess.CompletedProcess:
     """One README line in bash, with the variables the README exports before it."""
     env = {**head.env, "RAY_ADDRESS": head.dashboard, "SHARED": str(shared)}
-    return subprocess.run(
-        ["bash", "-c", command],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=JOB_TIMEOUT_S,
-    )
+    return head.run_client(["bash", "-c", command], env, JOB_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
