@@ -139,9 +139,20 @@ def _generate(args: argparse.Namespace) -> int:
     from ray_vlm.model import SamplingParams
 
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
-    out = generate_one(locate_model(args.ckpt, "--ckpt"), args.media_path, args.question, params)
+    ckpt = locate_model(args.ckpt, "--ckpt")
+    out = generate_one(ckpt, args.media_path, args.question, params, args.processor_kwargs)
     print(f"Generation: {out.text}")
     return 0
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("give a JSON object, e.g. '{\"max_num_tiles\": 1}'")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--media_path", required=True)
     p.add_argument("--question", required=True)
     p.add_argument("--max_new_tokens", type=int, default=64)
+    p.add_argument(
+        "--processor_kwargs",
+        type=_json_object,
+        default={},
+        help="processor settings as JSON, e.g. '{\"max_num_tiles\": 1}' (a hub Perception LM)",
+    )
     p.set_defaults(func=_generate)
     return parser
 

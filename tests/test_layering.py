@@ -9,6 +9,7 @@ from tests.conftest import REPO
 STAGES = [
     "config",
     "storage",
+    "device",
     "records",
     "preflight",
     "preprocess",

@@ -48,3 +48,24 @@ def test_serve_configs_start_serve_like_ray_vlm_serve(path) -> None:
     """``serve run``/``serve deploy`` of a shipped file gives Serve's processes the settings
     ``ray-vlm serve`` starts them with."""
     assert yaml.safe_load(path.read_text())["controller_options"] == CONTROLLER_OPTIONS
+
+
+def test_gpu_configs_fit_their_gpus() -> None:
+    """The settings the memory estimates in the GPU configs' comments assume."""
+    configs = REPO / "configs"
+    plm = load_config(FinetuneConfig, [f"config={configs / 'finetune/plm_8b_radiology.yaml'}"])
+    assert plm.model.processor_kwargs == {"max_num_tiles": 1, "vision_input_type": "vanilla"}
+    assert plm.model.gradient_checkpointing and plm.distributed.precision == "bf16"
+    assert plm.distributed.zero_stage == 3
+    pali = load_config(
+        FinetuneConfig, [f"config={configs / 'finetune/paligemma_prescription.yaml'}"]
+    )
+    assert pali.distributed.num_workers == 1 and pali.distributed.zero_stage < 3
+    assert pali.model.gradient_checkpointing
+    (gpu,) = check_serve_config(configs / "serve/gpu.yaml").values()
+    assert gpu.replicas.num_gpus == 1 and gpu.processor_kwargs == plm.model.processor_kwargs
+    for cfg in (plm, pali):
+        base = yaml.safe_load((REPO / cfg.distributed.deepspeed_config).read_text())
+        assert base["zero_optimization"]["stage"] == cfg.distributed.zero_stage
+    for name in ("finetune/plm_8b_radiology", "finetune/paligemma_prescription", "serve/gpu"):
+        assert "Memory per" in (configs / f"{name}.yaml").read_text()

@@ -6,6 +6,7 @@ Each field's docstring is its documentation. Load with ``ray_vlm.config.load_con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ray_vlm.config.loader import ConfigError
 
@@ -113,6 +114,12 @@ class ModelConfig:
     PaliGemma guide does); trainable parameters stay float32."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
+    processor_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Settings overriding the saved ones of ``checkpoint.init_ckpt_path``'s processor, wherever
+    training loads it (preprocessing, every worker, check-data), e.g. Perception LM's
+    ``{max_num_tiles: 1, vision_input_type: vanilla}`` (PLM's fine-tuning recipe; its default
+    thumb+tile makes up to 37 x 256 tokens an image). Saved with checkpoints and exports. An
+    unknown key is an error."""
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
@@ -157,6 +164,9 @@ class DistributedConfig:
 class LoggingConfig:
     freq: int = 10
     """Write a metrics line (and a progress line to ``train.log``) every this many steps."""
+    record_ids: bool = False
+    """Write the record ids (``file:line``) every rank trained on at each step to
+    ``record_ids.jsonl`` in ``dump_dir`` (audits, the learning-parity benchmark)."""
 
 
 @dataclass

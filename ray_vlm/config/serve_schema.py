@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from ray_vlm.config.loader import ConfigError
 
@@ -119,6 +120,10 @@ class ServeConfig:
     """Model id in ``/v1/models`` and responses; empty: the checkpoint folder's name."""
     dtype: str = "auto"
     """Weights' dtype: ``auto`` is bfloat16 on GPU, float32 on CPU."""
+    processor_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Settings overriding the saved ones of the model's processor, e.g. Perception LM's
+    ``{max_num_tiles: 1, vision_input_type: vanilla}`` for a hub id. A fine-tuned export or
+    checkpoint already carries the settings it was trained with. An unknown key is an error."""
     app_name: str = "ray_vlm"
     """Serve application name (``serve status``, handles)."""
     route_prefix: str = "/"

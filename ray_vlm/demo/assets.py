@@ -10,6 +10,8 @@ Layout under ``out``::
         Training/images/0.png  Training/training_labels.json   {"prefix": "", "suffix": ..., "image": "0.png"}
         Validation/...  Testing/...
     models/llava  models/paligemma  models/perception_lm      Hugging Face directories
+    models/perception_lm_8b_standin  models/paligemma2_224_standin
+                                         shape-faithful stand-ins of the GPU configs' models
     datasets.yaml                        registry of every split above (absolute paths)
 """
 

@@ -4,6 +4,11 @@ Each builder writes ``config.json``, ``model.safetensors``, the processor, a byt
 tokenizer trained locally with ``tokenizers`` and a chat template, so that
 ``AutoModelForImageTextToText.from_pretrained(dir)`` and ``AutoProcessor.from_pretrained(dir)``
 load it like any hub checkpoint. The demo and the tests use these.
+
+Two more are shape-faithful stand-ins for the shipped GPU configs' models: their processors carry
+the published settings of ``facebook/Perception-LM-8B`` and ``google/paligemma2-3b-pt-224`` and
+their vision towers take the same image sizes and patches (so an image becomes as many tokens as
+with the real model), but towers and language models are 64/128 wide and 2 layers deep.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from transformers import (
     AutoModelForImageTextToText,
     CLIPImageProcessor,
     CLIPVisionConfig,
+    Gemma2Config,
     GemmaConfig,
     LlamaConfig,
     LlavaConfig,
@@ -32,6 +38,7 @@ from transformers import (
     SiglipVisionConfig,
     TimmWrapperConfig,
 )
+from transformers.image_utils import PILImageResampling
 
 BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
 ROLE_TOKENS = ("<|user|>", "<|assistant|>")
@@ -94,10 +101,12 @@ def build_tokenizer(corpus: Iterable[str], image_tokens: dict[str, str]) -> PreT
     )
 
 
-def _text_config(cls: type, tokenizer: PreTrainedTokenizerFast, **extra) -> object:
+def _text_config(
+    cls: type, tokenizer: PreTrainedTokenizerFast, context: int = 512, **extra
+) -> object:
     return cls(
         vocab_size=len(tokenizer),
-        max_position_embeddings=512,
+        max_position_embeddings=context,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -195,8 +204,79 @@ def build_perception_lm(out: Path, corpus: Iterable[str], seed: int = 0) -> Path
     return _save(config, processor, tokenizer, out, seed)
 
 
+def build_perception_lm_8b_standin(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
+    """``facebook/Perception-LM-8B``'s shapes: its processor settings (448-px tiles, thumb+tile,
+    up to 36 tiles; 14-px patches pooled 2x2: 256 tokens a tile) and its tower's architecture
+    (PE gigantic, 448 px, no CLS token) at width 64, depth 2; a tiny Llama with PLM's context."""
+    tokenizer = build_tokenizer(corpus, {"image_token": "<|image|>", "video_token": "<|video|>"})
+    tile, half = 448, [0.5, 0.5, 0.5]
+    processor = PerceptionLMProcessor(
+        video_processor=PerceptionLMVideoProcessor(size={"height": tile, "width": tile}),
+        image_processor=PerceptionLMImageProcessor(
+            tile_size=tile,
+            max_num_tiles=36,
+            vision_input_type="thumb+tile",
+            size={"height": tile, "width": tile},
+            image_mean=half,
+            image_std=half,
+        ),
+        tokenizer=tokenizer,
+        patch_size=14,
+        pooling_ratio=2,
+        chat_template=chat_template("<|image|>"),
+    )
+    vision = TimmWrapperConfig(
+        architecture="vit_pe_core_gigantic_patch14_448",
+        model_args={
+            "img_size": (tile, tile),
+            "ref_feat_shape": (tile // 14, tile // 14),
+            "global_pool": "",
+            "embed_dim": 64,
+            "depth": 2,
+            "num_heads": 4,
+        },
+    )
+    config = PerceptionLMConfig(
+        vision_config=vision,
+        text_config=_text_config(LlamaConfig, tokenizer, context=11520, num_key_value_heads=2),
+        vision_use_cls_token=False,
+        projector_pooling_ratio=2,
+        image_token_id=tokenizer.image_token_id,
+        video_token_id=tokenizer.video_token_id,
+    )
+    return _save(config, processor, tokenizer, out, seed)
+
+
+def build_paligemma2_224_standin(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
+    """``google/paligemma2-3b-pt-224``'s shapes: its processor settings (224 px, bicubic, mean and
+    std 0.5, 256 image tokens) and a SigLIP tower of 14-px patches at 224 px (16 x 16 = 256
+    patches), width 64, depth 2; a 2-layer Gemma 2 (PaliGemma 2's language model)."""
+    tokenizer = build_tokenizer(corpus, {"image_token": "<image>"})
+    size, patch = 224, 14
+    image_processor = SiglipImageProcessor(
+        size={"height": size, "width": size},
+        resample=PILImageResampling.BICUBIC,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    image_processor.image_seq_length = (size // patch) ** 2
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    config = PaliGemmaConfig(
+        vision_config=SiglipVisionConfig(image_size=size, patch_size=patch, **VISION),
+        text_config=_text_config(
+            Gemma2Config, tokenizer, context=8192, num_key_value_heads=1, head_dim=32
+        ),
+        image_token_id=tokenizer.image_token_id,
+        projection_dim=TEXT["hidden_size"],
+    )
+    config.vision_config.projection_dim = TEXT["hidden_size"]
+    return _save(config, processor, tokenizer, out, seed)
+
+
 BUILDERS: dict[str, Callable[..., Path]] = {
     "llava": build_llava,
     "paligemma": build_paligemma,
     "perception_lm": build_perception_lm,
+    "perception_lm_8b_standin": build_perception_lm_8b_standin,
+    "paligemma2_224_standin": build_paligemma2_224_standin,
 }

@@ -6,9 +6,12 @@ examples, sorts them by ``num_tokens``, cuts them into batches and yields those 
 
 - ``input_ids``, ``labels`` (``IGNORE`` on padding), ``attention_mask``, ``token_type_ids``:
   int64 ``[B, L]`` with ``L`` the longest example of the batch;
-- ``pixel_values``: float32 ``[sum of num_images, *image_shape]``, the batch's images in order
-  (the order their image tokens appear in ``input_ids``), finished by ``pixels`` (the encoder's
-  ``PixelNormalizer``: uint8 -> rescaled and normalised as the processor does).
+- ``pixel_values``: float32 ``[num_tiles, C, H, W]``, the tiles of the batch's images in order
+  (the order their image tokens appear in ``input_ids``; one tile per image for untiled
+  processors), finished by ``pixels`` (the encoder's ``PixelNormalizer``: uint8 -> rescaled and
+  normalised as the processor does); ``[num_tiles, 1, C, H, W]`` when ``pixels.tiled``: a
+  tiling model (Perception LM) flattens its ``[images, tiles]`` axes, and images whose tile
+  counts differ cannot share a ``tiles`` axis, so each tile stands in its own row.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ def collate(
     ids = [np.asarray(e["input_ids"]) for e in examples]
     mask = [np.ones(len(r), dtype=np.int64) for r in ids]
     images = np.concatenate([pixels(np.asarray(e["pixel_values"])) for e in examples])
+    if pixels.tiled:
+        images = images[:, None]
     return {
         "input_ids": _pad(ids, pad_id, length),
         "labels": _pad([np.asarray(e["labels"]) for e in examples], IGNORE, length),

@@ -63,7 +63,10 @@ def check_data(cfg: FinetuneConfig) -> DataCheck:
     check_fits(demand)
     check_shared(data_locations(sources))
     dataset, report = build_dataset(
-        plan_each_once(sources), cfg.checkpoint.init_ckpt_path, cfg.data
+        plan_each_once(sources),
+        cfg.checkpoint.init_ckpt_path,
+        cfg.data,
+        cfg.model.processor_kwargs,
     )
     lengths: dict[str, list[int]] = {entry.name: [] for entry, _ in sources}
     for batch in dataset.select_columns(["dataset", "num_tokens"]).iter_batches(batch_size=4096):
@@ -75,7 +78,10 @@ def check_data(cfg: FinetuneConfig) -> DataCheck:
     for name, lens in lengths.items():
         c = counts.get(name, {})
         invalid = sum(c.get(k, 0) for k in ERROR_KINDS)
-        pct = np.percentile(lens, PERCENTILES).round().astype(int).tolist() if lens else []
+        tokens = {}  # none when no record of the source is valid
+        if lens:
+            pct = np.percentile(lens, PERCENTILES).round().astype(int).tolist()
+            tokens = {f"p{p}": v for p, v in zip(PERCENTILES, pct, strict=True)}
         checks[name] = SourceCheck(
             records=len(lens) + invalid,
             valid=len(lens),
@@ -83,7 +89,7 @@ def check_data(cfg: FinetuneConfig) -> DataCheck:
             image_errors=c.get("image", 0),
             too_long=c.get("too_long", 0),
             truncated=c.get("truncated", 0),
-            tokens={f"p{p}": v for p, v in zip(PERCENTILES, pct, strict=True)},
+            tokens=tokens,
         )
     valid = sum(c.valid for c in checks.values())
     invalid = sum(c.invalid for c in checks.values())

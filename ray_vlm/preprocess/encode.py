@@ -6,28 +6,40 @@
 - ``labels``     int64 ``[T]``: ``input_ids`` on assistant answer tokens (and the end-of-turn token
   the template puts after each answer), ``IGNORE`` (-100) everywhere else;
 - ``token_type_ids`` int64 ``[T]``: PaliGemma's prefix (0) / suffix (1) marks; zeros for chat models;
-- ``pixel_values`` ``[num_images, *image_shape]`` (``[0, *image_shape]`` for text-only): uint8,
-  resized and cropped by the processor, to be rescaled and normalised by ``encoder.pixels``
-  (``pixels.py``; ``batching.collate`` does it); float32 as the processor made them when
-  ``encoder.pixels.deferred`` is False.
+- ``pixel_values`` ``[num_tiles, C, H, W]``: the tiles of the record's images in order (one per
+  image for untiled processors; a per-image count for tiling ones such as Perception LM's
+  thumb+tile, see ``pixels.py``; ``[0, C, H, W]`` for text-only): uint8, resized and cropped by
+  the processor, to be rescaled and normalised by ``encoder.pixels`` (``batching.collate`` does
+  it); float32 as the processor made them when ``encoder.pixels.deferred`` is False;
+- ``num_images``: the record's image count.
+
+``example.row(record)`` is the flat row the Ray Data pipeline streams (``ROW_COLUMNS``), the form
+``batching.collate`` and the training workers take.
 
 Truncation (``T > max_seq_len``) never cuts image tokens: the text tail is cut, and a record whose
-image tokens and prompt alone do not fit is rejected with ``EncodeError(kind="too_long")``.
+image tokens and prompt alone do not fit is rejected with ``EncodeError(kind="too_long")``; when
+the processor has settings that decide an image's token count (Perception LM's ``max_num_tiles``,
+``processor.image_token_settings``) the message names them and ``model.processor_kwargs``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from PIL import Image
 from transformers import ProcessorMixin
 
 from ray_vlm.preprocess.pixels import PixelNormalizer
+from ray_vlm.preprocess.processor import image_token_settings
 from ray_vlm.preprocess.prompt import chat_messages, prompt_style
 from ray_vlm.records import ASSISTANT, Record, load_image
 
 IGNORE = -100
+ROW_COLUMNS = (
+    "input_ids", "labels", "token_type_ids", "pixel_values",
+    "num_tokens", "num_images", "dataset", "source", "truncated",
+)  # fmt: skip
 
 
 class EncodeError(ValueError):
@@ -44,7 +56,22 @@ class Example:
     labels: np.ndarray
     token_type_ids: np.ndarray
     pixel_values: np.ndarray
+    num_images: int
     truncated: bool
+
+    def row(self, record: Record) -> dict[str, Any]:
+        """The example as a pipeline row (``ROW_COLUMNS``), tagged with ``record``'s origin."""
+        return {
+            "input_ids": self.input_ids,
+            "labels": self.labels,
+            "token_type_ids": self.token_type_ids,
+            "pixel_values": self.pixel_values,
+            "num_tokens": len(self.input_ids),
+            "num_images": self.num_images,
+            "dataset": record.dataset,
+            "source": record.source,
+            "truncated": self.truncated,
+        }
 
 
 def _find(haystack: np.ndarray, needle: np.ndarray, start: int) -> int:
@@ -56,7 +83,7 @@ def _find(haystack: np.ndarray, needle: np.ndarray, start: int) -> int:
 
 
 class Encoder:
-    """Encodes records for one processor; holds it and its image shape. Not thread-safe."""
+    """Encodes records for one processor; holds it and its pixel layout. Not thread-safe."""
 
     def __init__(self, processor: ProcessorMixin, max_seq_len: int) -> None:
         self.processor = processor
@@ -65,10 +92,7 @@ class Encoder:
         self.style = prompt_style(processor)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(processor.image_token)
         self.pixels = PixelNormalizer.of(processor)
-        probe = Image.new("RGB", (32, 32))
-        self.image_shape = tuple(
-            processor.image_processor(images=[probe], return_tensors="np")["pixel_values"].shape[1:]
-        )
+        self.token_settings = image_token_settings(processor)
 
     def encode(self, record: Record) -> Example:
         try:
@@ -83,19 +107,18 @@ class Encoder:
         if truncated:
             self._check_truncatable(ids, labels)
             ids, labels, types = (a[: self.max_seq_len] for a in (ids, labels, types))
-        return Example(ids, labels, types, pixels, truncated)
+        return Example(ids, labels, types, pixels, len(images), truncated)
 
     def _pixels(self, inputs, images: list) -> np.ndarray:
-        if not images:
-            return np.zeros((0, *self.image_shape), dtype=self.pixels.dtype)
-        return self.pixels.pack(inputs["pixel_values"]).reshape(len(images), *self.image_shape)
+        return self.pixels.pack(inputs["pixel_values"] if images else [])
 
     def _chat(self, record: Record, images: list) -> tuple[np.ndarray, ...]:
         turns = list(record.turns)
         render = self.processor.apply_chat_template
         full = render(chat_messages(turns, len(images)), tokenize=False)
+        # return_tensors=None: a tiling processor's images may have different tile counts.
         inputs = self.processor(
-            images=images or None, text=full, return_tensors="np", **self.pixels.processor_kwargs
+            images=images or None, text=full, return_tensors=None, **self.pixels.processor_kwargs
         )
         ids = np.asarray(inputs["input_ids"][0], dtype=np.int64)
         labels = np.full_like(ids, IGNORE)
@@ -131,7 +154,7 @@ class Encoder:
             images=[images],
             text=[prefix],
             suffix=[record.answer],
-            return_tensors="np",
+            return_tensors=None,
             **self.pixels.processor_kwargs,
         )
         ids = np.asarray(inputs["input_ids"][0], dtype=np.int64)
@@ -144,8 +167,19 @@ class Encoder:
         first_label = int(np.flatnonzero(labels != IGNORE).min(initial=len(ids)))
         needed = max(image_end, first_label) + 1
         if needed > self.max_seq_len:
+            image_tokens = int((ids == self.image_token_id).sum())
             raise EncodeError(
                 "too_long",
-                f"image tokens and prompt need {needed} tokens but data.max_seq_len={self.max_seq_len}; "
-                "raise data.max_seq_len or shorten the prompt",
+                f"image tokens ({image_tokens}) and prompt need {needed} tokens but "
+                f"data.max_seq_len={self.max_seq_len}; raise data.max_seq_len"
+                + self._shorten_hint(),
             )
+
+    def _shorten_hint(self) -> str:
+        if not self.token_settings:
+            return " or shorten the prompt"
+        now = ", ".join(f"{k}={v}" for k, v in self.token_settings.items())
+        return (
+            ", shorten the prompt or give each image fewer tokens with model.processor_kwargs "
+            f"(this processor has {now})"
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import PreTrainedModel, ProcessorMixin
 
@@ -9,15 +11,18 @@ from ray_vlm.export import resolve_model_dir
 from ray_vlm.model import TORCH_DTYPES, load_model, load_processor
 
 
-def load_for_serving(ckpt: str, dtype: str) -> tuple[PreTrainedModel, ProcessorMixin]:
+def load_for_serving(
+    ckpt: str, dtype: str, processor_kwargs: dict[str, Any] | None = None
+) -> tuple[PreTrainedModel, ProcessorMixin]:
     """Model (in eval mode, on the replica's GPU if it has one) and processor from ``ckpt``: an
     exported Hugging Face directory, a checkpoint step dir, a run's ``dump_dir`` or a hub id.
 
-    ``dtype`` is ``auto`` (bfloat16 on GPU, float32 on CPU) or a key of ``TORCH_DTYPES``.
+    ``dtype`` is ``auto`` (bfloat16 on GPU, float32 on CPU) or a key of ``TORCH_DTYPES``;
+    ``processor_kwargs`` override the processor's saved settings (``ServeConfig.processor_kwargs``).
     """
     cuda = torch.cuda.is_available()
     if dtype == "auto":
         dtype = "bfloat16" if cuda else "float32"
     path = resolve_model_dir(ckpt)
     model = load_model(path, dtype=TORCH_DTYPES[dtype]).to("cuda" if cuda else "cpu").eval()
-    return model, load_processor(path)
+    return model, load_processor(path, processor_kwargs)

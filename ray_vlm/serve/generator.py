@@ -37,7 +37,7 @@ class VLMGenerator:
 
     def __init__(self, cfg: ServeConfig) -> None:
         torch.set_num_threads(max(1, int(cfg.replicas.num_cpus)))
-        self.model, self.processor = load_for_serving(cfg.ckpt, cfg.dtype)
+        self.model, self.processor = load_for_serving(cfg.ckpt, cfg.dtype, cfg.processor_kwargs)
         self.context_length = self.model.config.get_text_config().max_position_embeddings
         self.chat = prompt_style(self.processor) == "chat"
         self._generate_batch.set_max_batch_size(cfg.batching.max_batch_size)

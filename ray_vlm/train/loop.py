@@ -9,9 +9,11 @@ data plan, see ``run_state.py``). Per worker:
    hands one over (a restarted worker group or a re-run on the same ``dump_dir``), wrap it in a
    DeepSpeed engine (ZeRO stage, AdamW, clipping: ``deepspeed_config.py``; warm-up + cosine lr:
    ``schedule.py``), and position the data stream past what was consumed;
-2. each step: ``grad_acc_steps`` micro-batches of ``batch_size`` examples, forward with labels
-   (loss on answer tokens only), ``engine.backward`` / ``engine.step``; one all-reduce of
-   ``[loss, examples, tokens]`` for the logs and the data position;
+2. each step: ``grad_acc_steps`` micro-batches of ``batch_size`` examples, moved to the engine's
+   device; one all-reduce of their answer-token count, then per micro-batch forward,
+   ``engine.backward`` of its summed answer-token loss scaled to the global mean (``loss.py``),
+   ``engine.step``; one all-reduce of ``[loss sum, answer tokens, examples, tokens]`` for the logs
+   and the data position (collectives on the engine's device: NCCL takes CUDA tensors only);
 3. every ``logging.freq`` steps rank 0 writes metrics; every ``checkpoint.dump.every`` steps and at
    the last step every rank saves its part of a checkpoint (``checkpoint.py``).
 """
@@ -29,8 +31,9 @@ import torch
 import torch.distributed as dist
 
 from ray_vlm.config import FinetuneConfig
+from ray_vlm.device import to_device
 from ray_vlm.model import load_model, load_processor
-from ray_vlm.train.batches import MicroBatches
+from ray_vlm.train.batches import MicroBatch, MicroBatches
 from ray_vlm.train.checkpoint import (
     checkpoint_state,
     load_consolidated,
@@ -39,6 +42,7 @@ from ray_vlm.train.checkpoint import (
     saved_zero_stage,
 )
 from ray_vlm.train.deepspeed_config import deepspeed_config
+from ray_vlm.train.loss import backward_scale, summed_token_loss
 from ray_vlm.train.metrics import RunLog
 from ray_vlm.train.run_state import TrainState, skip_rows
 from ray_vlm.train.schedule import scheduler_factory
@@ -61,7 +65,7 @@ class Recipe:
         self.cfg = cfg
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         torch.manual_seed(cfg.seed)
-        processor = load_processor(cfg.checkpoint.init_ckpt_path)
+        processor = load_processor(cfg.checkpoint.init_ckpt_path, cfg.model.processor_kwargs)
         model = load_model(cfg.checkpoint.init_ckpt_path)
         self.base = (model.config, model.generation_config, processor)
         token_types = "token_type_ids" in inspect.signature(model.forward).parameters
@@ -121,16 +125,24 @@ class Recipe:
         if self.log is not None:
             self.log.note(text)
 
-    def train_step(self) -> torch.Tensor:
-        """One optimizer step; returns this rank's ``[mean loss, examples, tokens]``."""
-        totals = torch.zeros(3, dtype=torch.float64)
-        for _ in range(self.cfg.grad_acc_steps):
-            inputs, examples, tokens = next(self.batches)
-            loss = self.engine(**inputs).loss
-            self.engine.backward(loss)
+    def train_step(self) -> tuple[torch.Tensor, list[MicroBatch]]:
+        """One optimizer step; returns this rank's ``[summed answer-token loss, answer tokens,
+        examples, tokens]`` (float64, on the engine's device) and its micro-batches."""
+        device = self.engine.device
+        micro = [next(self.batches) for _ in range(self.cfg.grad_acc_steps)]
+        counts = [[m.answer_tokens, m.examples, m.tokens] for m in micro]
+        totals = torch.tensor([[0.0, *c] for c in counts], dtype=torch.float64).sum(0).to(device)
+        global_tokens = totals[1].clone()
+        dist.all_reduce(global_tokens)
+        scale = backward_scale(int(global_tokens), self.world)
+        for batch in micro:
+            inputs = to_device(batch.inputs, device)
+            labels = inputs.pop("labels")
+            summed = summed_token_loss(self.engine(**inputs).logits, labels)
+            self.engine.backward(summed * scale, scale_wrt_gas=False)
             self.engine.step()
-            totals += torch.tensor([loss.item() / self.cfg.grad_acc_steps, examples, tokens])
-        return totals
+            totals[0] += summed.detach().double()
+        return totals, micro
 
     def train(self) -> None:
         cfg = self.cfg
@@ -139,17 +151,20 @@ class Recipe:
         started = time.perf_counter()
         while self.step < cfg.steps:
             lr = self.engine.get_lr()[0]  # the lr of this step (DeepSpeed moves it on in step())
-            totals = self.train_step()
+            totals, micro = self.train_step()
             dist.all_reduce(totals)
+            loss_sum, answer_tokens, examples, tokens = totals.tolist()
             self.step += 1
-            self.samples += int(totals[1])
-            window += totals[1:]
+            self.samples += int(examples)
+            window += torch.tensor([examples, tokens], dtype=torch.float64)
             row = {
                 "step": self.step,
-                "loss": float(totals[0]) / self.world,
+                "loss": loss_sum / max(1.0, answer_tokens),
                 "lr": lr,
                 "grad_norm": _grad_norm(self.engine),
             }
+            if cfg.logging.record_ids:
+                self._log_record_ids([m.ids for m in micro])
             if self.step % cfg.logging.freq == 0 or self.step == cfg.steps:
                 elapsed = time.perf_counter() - started
                 rates = {"samples_per_s": window[0] / elapsed, "tokens_per_s": window[1] / elapsed}
@@ -160,6 +175,13 @@ class Recipe:
             if (every > 0 and self.step % every == 0) or self.step == cfg.steps:
                 state = TrainState(self.step, self.samples, self.world, self.rank, cfg.seed)
                 save_checkpoint(self.engine, state, cfg, self.base, row)
+
+    def _log_record_ids(self, ids: list[tuple[str, ...]]) -> None:
+        """Rank 0 writes which records every rank's micro-batches of this step held."""
+        gathered: list[list[tuple[str, ...]] | None] = [None] * self.world
+        dist.all_gather_object(gathered, ids)
+        if self.log is not None:
+            self.log.record_ids(self.step, gathered)
 
 
 def _setup(cfg: FinetuneConfig) -> str:

@@ -1,12 +1,16 @@
-"""Training progress in ``dump_dir`` (any ``Location``): ``metrics.jsonl``, ``train.log``, ``loss.png``.
+"""Training progress in ``dump_dir`` (any ``ray_vlm.storage.Location``: a local path, a shared
+filesystem or a bucket): ``metrics.jsonl``, ``train.log``, ``loss.png`` (and, when
+``logging.record_ids``, ``record_ids.jsonl``).
 
 Rank 0 owns a ``RunLog``. ``metrics.jsonl`` has one JSON object per logged step:
-``{"step", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s"}`` (``loss`` is the mean
-over ranks and micro-batches of the step; ``grad_norm`` is NaN where DeepSpeed keeps none, ZeRO-0
-in fp32; the rates count real, unpadded examples and tokens of all ranks since the previous line).
-On resume, lines past the resumed step are dropped first, so a restarted stretch is not counted
-twice. ``train.log`` gets a readable progress line per logged step and the run's notes; each line
-is also printed (the driver echoes ``train.log`` while it runs).
+``{"step", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s"}`` (``loss`` is the step's
+training loss: the mean cross-entropy over every answer token of the global batch, see
+``loss.py``; ``grad_norm`` is NaN where DeepSpeed keeps none, ZeRO-0 in fp32; the rates count real,
+unpadded examples and tokens of all ranks since the previous line). ``record_ids.jsonl`` has one
+object per step, ``{"step", "ranks": [[ids of micro-batch 0, ...] per rank]}``. On resume, lines
+past the resumed step are dropped first, so a restarted stretch is not counted twice.
+``train.log`` gets a readable progress line per logged step and the run's notes; each line is
+also printed (the driver echoes ``train.log`` while it runs).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import os
 from ray_vlm.storage import Location
 
 METRICS = "metrics.jsonl"
+RECORD_IDS = "record_ids.jsonl"
 TRAIN_LOG = "train.log"
 LOSS_PNG = "loss.png"
 
 
-def read_metrics(dump_dir: str | os.PathLike | Location) -> list[dict]:
-    path = Location.of(dump_dir) / METRICS
+def read_metrics(dump_dir: str | os.PathLike | Location, name: str = METRICS) -> list[dict]:
+    """Rows of ``metrics.jsonl`` (or another per-step JSON-lines file of the run)."""
+    path = Location.of(dump_dir) / name
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -32,13 +38,18 @@ def read_metrics(dump_dir: str | os.PathLike | Location) -> list[dict]:
 class RunLog:
     def __init__(self, dump_dir: str | os.PathLike | Location, resumed_step: int) -> None:
         self.dump_dir = Location.of(dump_dir)
-        kept = [m for m in read_metrics(self.dump_dir) if m["step"] <= resumed_step]
-        (self.dump_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
+        for name in (METRICS, RECORD_IDS):
+            kept = [m for m in read_metrics(self.dump_dir, name) if m["step"] <= resumed_step]
+            (self.dump_dir / name).write_text("".join(json.dumps(m) + "\n" for m in kept))
 
     def note(self, text: str) -> None:
         """A line for ``train.log`` and stdout."""
         print(text, flush=True)
         (self.dump_dir / TRAIN_LOG).append_text(text + "\n")
+
+    def record_ids(self, step: int, ranks: list) -> None:
+        """The record ids each rank's micro-batches held at ``step``."""
+        (self.dump_dir / RECORD_IDS).append_text(json.dumps({"step": step, "ranks": ranks}) + "\n")
 
     def metrics(self, row: dict, steps: int) -> None:
         (self.dump_dir / METRICS).append_text(json.dumps(row) + "\n")

@@ -182,7 +182,9 @@ def train(cfg: FinetuneConfig) -> TrainResult:
             plan_weighted(sources, planned_examples(cfg, state), cfg.seed),
             state.samples if state else 0,
         )
-        dataset, report = build_dataset(plan, cfg.checkpoint.init_ckpt_path, cfg.data)
+        dataset, report = build_dataset(
+            plan, cfg.checkpoint.init_ckpt_path, cfg.data, cfg.model.processor_kwargs
+        )
         with _echo(dump_dir / TRAIN_LOG):
             result = _trainer(cfg, dataset, plan_offset).fit()
         if result.error is not None:

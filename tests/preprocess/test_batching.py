@@ -7,13 +7,13 @@ from ray_vlm.preprocess.encode import IGNORE
 from ray_vlm.preprocess.pixels import PixelNormalizer
 
 
-def _example(n: int, images: int) -> dict:
+def _example(n: int, images: int, tiles: int | None = None) -> dict:
     ids = np.arange(1, n + 1)
     return {
         "input_ids": ids,
         "labels": np.where(ids > n - 2, ids, IGNORE),
         "token_type_ids": np.zeros(n, dtype=np.int64),
-        "pixel_values": np.ones((images, 3, 4, 4), dtype=np.float32),
+        "pixel_values": np.ones((images if tiles is None else tiles, 3, 4, 4), dtype=np.float32),
         "num_tokens": n,
         "num_images": images,
     }
@@ -37,3 +37,13 @@ def test_collate_pads_right_and_concatenates_images() -> None:
     assert batch["labels"][0].tolist() == [IGNORE, 2, 3, IGNORE, IGNORE]
     assert batch["attention_mask"].sum(1).tolist() == [3, 5, 2]
     assert batch["pixel_values"].shape == (3, 3, 4, 4)
+
+
+def test_collate_gives_tiling_models_every_tile_in_order() -> None:
+    """Perception LM thumb+tile: images of 3 and 2 tiles, then a text-only example."""
+    examples = [_example(4, 1, tiles=3), _example(5, 1, tiles=2), _example(2, 0)]
+    examples[0]["pixel_values"] *= np.arange(3, dtype=np.float32).reshape(3, 1, 1, 1)
+    examples[1]["pixel_values"] *= np.arange(3, 5, dtype=np.float32).reshape(2, 1, 1, 1)
+    batch = collate(examples, 0, PixelNormalizer(False, tiled=True, tile_shape=(3, 4, 4)))
+    assert batch["pixel_values"].shape == (5, 1, 3, 4, 4)
+    assert batch["pixel_values"][:, 0, 0, 0, 0].tolist() == [0, 1, 2, 3, 4]

@@ -47,3 +47,19 @@ def test_check_data_json_reports_every_bad_record(tmp_path: Path, demo_assets: P
     seeded = report["sources"]["seeded"]
     assert (seeded["image_errors"], seeded["too_long"], seeded["truncated"]) == (1, 1, 1)
     assert seeded["tokens"]["p100"] == 64
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_an_unknown_processor_setting_stops_check_data(demo_assets: Path, capsys) -> None:
+    from ray_vlm.cli import main
+
+    code = main(
+        ["check-data", "--config", str(REPO / "configs/finetune/demo.yaml"),
+         f"data.datasets_yaml={demo_assets / 'datasets.yaml'}",
+         f"checkpoint.init_ckpt_path={demo_assets / 'models/perception_lm'}",
+         "model.processor_kwargs.max_tiles=2"]
+    )  # fmt: skip
+    assert code == 2
+    assert "ray-vlm check-data: processor_kwargs: 'max_tiles' is not a setting" in (
+        capsys.readouterr().err
+    )

@@ -63,6 +63,6 @@ def test_a_processor_that_neither_rescales_nor_normalises_ships_raw_bytes() -> N
         size={"shortest_edge": 16}, crop_size=16, do_rescale=False, do_normalize=False
     )
     normalizer = PixelNormalizer.of(_Holder(plain))
-    assert normalizer == PixelNormalizer(True, 1.0, (), ())
+    assert normalizer == PixelNormalizer(True, 1.0, (), (), tiled=False, tile_shape=(3, 16, 16))
     raw = np.arange(12, dtype=np.uint8).reshape(1, 3, 2, 2)
     np.testing.assert_array_equal(normalizer(raw), raw.astype(np.float32))

@@ -22,15 +22,7 @@ pytestmark = pytest.mark.usefixtures("ray_local")
 
 def _row(encoder: Encoder, question: str, answer: str, images: tuple[str, ...]) -> dict:
     record = Record("t", "t:1", images, (Turn(USER, question), Turn(ASSISTANT, answer)))
-    ex = encoder.encode(record)
-    return {
-        "input_ids": ex.input_ids,
-        "labels": ex.labels,
-        "token_type_ids": ex.token_type_ids,
-        "pixel_values": ex.pixel_values,
-        "num_tokens": len(ex.input_ids),
-        "num_images": len(ex.pixel_values),
-    }
+    return encoder.encode(record).row(record)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +51,10 @@ def _batches(rows: list[dict], processor, skip: int = 0) -> MicroBatches:
 
 def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava) -> None:
     model, processor = llava
-    inputs, examples, tokens = next(_batches(rows, processor))
-    assert (examples, tokens) == (2, rows[0]["num_tokens"] + rows[1]["num_tokens"])
+    batch = next(_batches(rows, processor))
+    inputs = batch.inputs
+    assert (batch.examples, batch.tokens) == (2, rows[0]["num_tokens"] + rows[1]["num_tokens"])
+    assert batch.ids == ("t:1", "t:1")
     assert inputs["input_ids"].shape[0] == 3 and inputs["pixel_values"].shape[0] == 1
     assert (inputs["labels"][2] == IGNORE).all()
     assert "token_type_ids" not in inputs
@@ -72,8 +66,9 @@ def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava
 
 def test_skips_rows_and_starts_a_new_pass_when_the_shard_ends(rows, llava) -> None:
     batches = _batches(rows, llava[1], skip=2)
-    first, n, _ = next(batches)  # rows 2 and 3: images, no dummy
-    assert n == 2 and first["input_ids"].shape[0] == 2
-    assert np.array_equal(first["input_ids"][0, : rows[2]["num_tokens"]], rows[2]["input_ids"])
-    again, _, _ = next(batches)  # a new pass starts at row 0, skipping nothing
+    first = next(batches)  # rows 2 and 3: images, no dummy
+    assert first.examples == 2 and first.inputs["input_ids"].shape[0] == 2
+    ids = first.inputs["input_ids"]
+    assert np.array_equal(ids[0, : rows[2]["num_tokens"]], rows[2]["input_ids"])
+    again = next(batches).inputs  # a new pass starts at row 0, skipping nothing
     assert np.array_equal(again["input_ids"][0, : rows[0]["num_tokens"]], rows[0]["input_ids"])

@@ -1,0 +1,22 @@
+"""Where tensors live: the one place that picks a device and moves batches onto it.
+
+Training puts every batch and every collective's tensor on its DeepSpeed engine's device (NCCL,
+which Ray Train picks for GPU workers, takes CUDA tensors only; gloo takes CPU tensors). Inference
+(``generate``, Serve replicas, evaluation) runs on this process's GPU when it has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+
+def inference_device() -> torch.device:
+    """This process's first visible GPU, else the CPU (Ray gives each replica its own GPUs)."""
+    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Every tensor of ``batch`` on ``device`` (copies overlap compute from pinned memory)."""
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
