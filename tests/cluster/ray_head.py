@@ -34,6 +34,8 @@ import psutil
 
 from tests.conftest import REPO
 
+NOT_SUBMITTED = ("No available agent", "Failed to connect to Ray at address")
+"""Job client errors of a head still starting its job server: the job was not submitted."""
 VENV_BIN = Path(sys.executable).parent
 """``ray`` and ``python`` of this venv: the jobs' ``python`` resolves here too."""
 
@@ -157,14 +159,16 @@ class RayHead:
     def run_client(
         self, cmd: list[str], env: dict, timeout: float, agent_wait_s: float = 120
     ) -> subprocess.CompletedProcess:
-        """Run a job client command from the repo; while the head's job agent is still starting
-        (the job server answers "No available agent", nothing was submitted) run it again."""
+        """Run a job client command from the repo; while the head's job server or agent is still
+        starting (the client could not connect, or "No available agent": nothing was submitted)
+        run it again."""
         deadline = time.time() + agent_wait_s
         while True:
             done = subprocess.run(
                 cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
             )
-            if "No available agent" not in done.stderr or time.time() > deadline:
+            starting = any(m in done.stderr for m in NOT_SUBMITTED)
+            if not starting or time.time() > deadline:
                 return done
             time.sleep(3)
 
