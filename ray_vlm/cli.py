@@ -23,11 +23,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _check_data(args: argparse.Namespace) -> int:
     from ray_vlm.config import FinetuneConfig, load_config
-    from ray_vlm.preflight import check_model_source
+    from ray_vlm.preflight import check_init_model
     from ray_vlm.records import select_datamix
 
     cfg = load_config(FinetuneConfig, args.overrides, path=args.config)
-    check_model_source(cfg.checkpoint.init_ckpt_path, "checkpoint.init_ckpt_path")
+    check_init_model(cfg.checkpoint.init_ckpt_path)
     select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
     from ray_vlm.preprocess.check_data import check_data, format_check
 

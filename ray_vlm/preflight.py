@@ -81,8 +81,19 @@ def check_model_source(source: str, key: str) -> None:
         check_hub_model(source, key)
 
 
+def check_init_model(source: str) -> None:
+    """``checkpoint.init_ckpt_path``: loaded by every training worker and preprocessing actor
+    itself, so a hub id or a folder every node sees (a bucket URI is for checkpoints and data)."""
+    if is_uri(source):
+        raise UserError(
+            f"checkpoint.init_ckpt_path={source}: initial weights are not read from a URI; give a "
+            "hub id or a folder every node mounts"
+        )
+    check_model_source(source, "checkpoint.init_ckpt_path")
+
+
 def check_finetune(cfg: FinetuneConfig) -> list[tuple[DatamixEntry, DatasetSpec]]:
     """What a fine-tune must reach: ``dump_dir``, the model, the datamix (its sources, returned)."""
     reach(cfg.dump_dir, "dump_dir")
-    check_model_source(cfg.checkpoint.init_ckpt_path, "checkpoint.init_ckpt_path")
+    check_init_model(cfg.checkpoint.init_ckpt_path)
     return select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)

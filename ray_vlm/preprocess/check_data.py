@@ -14,7 +14,7 @@ import numpy as np
 import ray
 
 from ray_vlm.config import FinetuneConfig
-from ray_vlm.preflight import check_model_source
+from ray_vlm.preflight import check_init_model
 from ray_vlm.preprocess.pipeline import build_dataset
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.report import ERROR_KINDS
@@ -56,7 +56,7 @@ def check_data(cfg: FinetuneConfig) -> DataCheck:
 
     What it must reach (the processor's model, every source) is checked before Ray starts; then
     that the cluster holds the pipeline and that every node sees local data."""
-    check_model_source(cfg.checkpoint.init_ckpt_path, "checkpoint.init_ckpt_path")
+    check_init_model(cfg.checkpoint.init_ckpt_path)
     sources = select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
     demand = data_demand(cfg.data)
     ensure_ray(demand.cpus)
