@@ -72,7 +72,8 @@ def _cfg(s3: S3, registry: str, assets: Path, *overrides: str) -> FinetuneConfig
 def _registered(checkpoints: Location) -> bool:
     """Whether Ray Train has registered a checkpoint (its snapshot in the bucket names one)."""
     snapshot = checkpoints / "checkpoint_manager_snapshot.json"
-    return snapshot.is_file() and f"{2:010d}" in snapshot.read_text()
+    registered = rf'"checkpoint_dir_name":\s*"{2:010d}"'
+    return snapshot.is_file() and re.search(registered, snapshot.read_text()) is not None
 
 
 def _kill_a_worker_after(checkpoints: Location, killed: list[int]) -> None:
