@@ -5,20 +5,16 @@
         python jobs/evaluate.py ckpt=demo_out/runs/finetune compare=demo_out/assets/models/llava \\
         data=demo_captions_test task=caption
 
-Arguments are ``EvalConfig`` overrides (``config=FILE`` and ``key=value``).
+Arguments are ``EvalConfig`` overrides (``config=FILE`` and ``key=value``); ``ckpt`` may be a bucket
+URI. It is ``ray-vlm evaluate`` on the cluster the job runs on: what cannot be reached ends it with
+``ray-vlm evaluate: <message>`` and status 2.
 """
 
+import os
 import sys
 
-import ray
-
-from ray_vlm.config import load_config
-from ray_vlm.config.eval_schema import EvalConfig
-from ray_vlm.evaluate.run import evaluate, format_metrics
+from ray_vlm.cli import main
 
 if __name__ == "__main__":
-    cfg = load_config(EvalConfig, sys.argv[1:])
-    ray.init(address="auto")
-    result = evaluate(cfg)
-    print(format_metrics(result))
-    print(f"report: {result.report}")
+    os.environ.setdefault("RAY_ADDRESS", "auto")  # the cluster this job runs on, never a new one
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

@@ -5,19 +5,16 @@
         python jobs/finetune.py config=configs/finetune/demo.yaml steps=50
 
 Arguments are ``FinetuneConfig`` overrides (``config=FILE`` and ``key=value``); ``dump_dir`` may be
-shared storage. Prints the final checkpoint and the exported Hugging Face directory.
+shared storage or a bucket URI. It is ``ray-vlm train`` on the cluster the job runs on: it prints
+the final checkpoint and the exported Hugging Face directory, and what the run cannot reach or fit
+ends it with ``ray-vlm train: <message>`` and status 2.
 """
 
+import os
 import sys
 
-import ray
-
-from ray_vlm.config import FinetuneConfig, load_config
-from ray_vlm.export.finetune import train_and_export
+from ray_vlm.cli import main
 
 if __name__ == "__main__":
-    cfg = load_config(FinetuneConfig, sys.argv[1:])
-    ray.init(address="auto")
-    out = train_and_export(cfg)
-    print(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
-    print(f"Hugging Face model: {out.hf_dir}")
+    os.environ.setdefault("RAY_ADDRESS", "auto")  # the cluster this job runs on, never a new one
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -5,19 +5,17 @@ application keeps running after the job ends)::
         --runtime-env jobs/runtime_env.yaml -- \\
         python jobs/serve.py ckpt=demo_out/runs/finetune replicas.max_replicas=4 host=0.0.0.0
 
-Arguments are ``ServeConfig`` overrides (``key=value``). ``serve deploy configs/serve/gpu.yaml``
-does the same from a Serve config file.
+Arguments are ``ServeConfig`` overrides (``key=value``); ``ckpt`` may be a bucket URI. It is
+``ray-vlm serve --detach`` on the cluster the job runs on: what cannot be reached or fit ends it
+with ``ray-vlm serve: <message>`` and status 2. ``serve deploy configs/serve/gpu.yaml`` does the
+same from a Serve config file.
 """
 
+import os
 import sys
 
-import ray
-
-from ray_vlm.config import load_config
-from ray_vlm.config.serve_schema import ServeConfig
-from ray_vlm.serve import run_server
+from ray_vlm.cli import main
 
 if __name__ == "__main__":
-    cfg = load_config(ServeConfig, sys.argv[1:])
-    ray.init(address="auto")
-    print(f"serving at {run_server(cfg, blocking=False)}")
+    os.environ.setdefault("RAY_ADDRESS", "auto")  # the cluster this job runs on, never a new one
+    sys.exit(main(["serve", "--detach", *sys.argv[1:]]))

@@ -1,4 +1,9 @@
-"""``ray-vlm``: one sub-command per stage; each parses its arguments and calls one library function."""
+"""``ray-vlm``: one sub-command per stage; each parses its arguments and calls one library function.
+
+Commands that start Ray first check what they must reach (``ray_vlm.preflight``: light imports)
+and only then import their stage (torch, Ray, DeepSpeed): a command that cannot start ends within
+seconds. ``jobs/*.py`` run these same commands on the cluster a job runs on.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _check_data(args: argparse.Namespace) -> int:
     from ray_vlm.config import FinetuneConfig, load_config
-    from ray_vlm.preprocess.check_data import check_data, format_check
+    from ray_vlm.preflight import check_init_model
+    from ray_vlm.records import select_datamix
 
     cfg = load_config(FinetuneConfig, args.overrides, path=args.config)
+    check_init_model(cfg.checkpoint.init_ckpt_path)
+    select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
+    from ray_vlm.preprocess.check_data import check_data, format_check
+
     check = check_data(cfg)
     print(json.dumps(check.to_dict()) if args.json else format_check(check))
     return 0 if check.invalid == 0 else 1
@@ -29,18 +39,28 @@ def _check_data(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from ray_vlm.config import load_config
     from ray_vlm.config.serve_schema import ServeConfig
+    from ray_vlm.preflight import check_model_source
+
+    given = [f"ckpt={args.ckpt}"] if args.ckpt else []
+    cfg = load_config(ServeConfig, [*args.overrides, *given])
+    check_model_source(cfg.ckpt, "ckpt")
     from ray_vlm.serve import run_server
 
-    cfg = load_config(ServeConfig, [f"ckpt={args.ckpt}", *args.overrides])
-    run_server(cfg, blocking=True)
+    url = run_server(cfg, blocking=not args.detach)
+    if args.detach:
+        print(f"serving at {url}")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from ray_vlm.config import FinetuneConfig, load_config
+    from ray_vlm.preflight import check_finetune
+
+    cfg = load_config(FinetuneConfig, args.overrides, path=args.config)
+    check_finetune(cfg)
     from ray_vlm.export.finetune import train_and_export
 
-    out = train_and_export(load_config(FinetuneConfig, args.overrides, path=args.config))
+    out = train_and_export(cfg)
     print(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
     print(f"Hugging Face model: {out.hf_dir}")
     return 0
@@ -49,11 +69,18 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from ray_vlm.config import load_config
     from ray_vlm.config.eval_schema import EvalConfig
-    from ray_vlm.evaluate.run import evaluate, format_metrics
+    from ray_vlm.preflight import check_model_source
+    from ray_vlm.records import select_datamix
 
     flags = {"ckpt": args.ckpt, "data": args.data, "task": args.task, "compare": args.compare}
     given = [f"{k}={v}" for k, v in flags.items() if v is not None]
     cfg = load_config(EvalConfig, [*args.overrides, *given], path=args.config)
+    select_datamix(f"{cfg.data}:1", cfg.datasets_yaml)
+    check_model_source(cfg.ckpt, "ckpt")
+    if cfg.compare:
+        check_model_source(cfg.compare, "compare")
+    from ray_vlm.evaluate.run import evaluate, format_metrics
+
     result = evaluate(cfg)
     print(format_metrics(result))
     print(f"report: {result.report}")
@@ -62,9 +89,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _make_demo_assets(args: argparse.Namespace) -> int:
     from ray_vlm.demo.assets import make_demo_assets
+    from ray_vlm.demo.tiny_models import BUILDERS
 
+    unknown = sorted(set(args.models or ()) - set(BUILDERS))
+    if unknown:
+        raise UserError(f"--models: {', '.join(unknown)} not among {', '.join(BUILDERS)}")
     counts = {"train": args.train, "test": args.test}
-    print(make_demo_assets(args.out, counts=counts, models=tuple(args.models), seed=args.seed))
+    models = tuple(args.models or BUILDERS)
+    print(make_demo_assets(args.out, counts=counts, models=models, seed=args.seed))
     return 0
 
 
@@ -90,20 +122,25 @@ def _convert_hf(args: argparse.Namespace) -> int:
 
 
 def _consolidate(args: argparse.Namespace) -> int:
-    from ray_vlm.export import consolidate
+    from ray_vlm.export.resolve import consolidate_at
 
-    print(consolidate(args.ckpt, args.out))
+    print(consolidate_at(args.ckpt, args.out))
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ray_vlm.export.generate_one import generate_one
-    from ray_vlm.model import SamplingParams
+    from ray_vlm.preflight import check_model_source
 
     if args.media_type != "image":
         raise UserError("--media_type video is not supported; give an image")
+    check_model_source(args.ckpt, "--ckpt")
+    from ray_vlm.export.generate_one import generate_one
+    from ray_vlm.export.resolve import locate_model
+    from ray_vlm.model import SamplingParams
+
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
-    out = generate_one(args.ckpt, args.media_path, args.question, params, args.processor_kwargs)
+    ckpt = locate_model(args.ckpt, "--ckpt")
+    out = generate_one(ckpt, args.media_path, args.question, params, args.processor_kwargs)
     print(f"Generation: {out.text}")
     return 0
 
@@ -119,8 +156,6 @@ def _json_object(text: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ray_vlm.demo.tiny_models import BUILDERS
-
     parser = argparse.ArgumentParser(prog="ray-vlm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -138,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_check_data)
 
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP endpoint on Ray Serve (Ctrl-C stops)")
+    p.add_argument("--ckpt", help="HF dir, checkpoint step dir, run dump_dir, hub id or URI")
     p.add_argument(
-        "--ckpt", required=True, help="HF dir, checkpoint step dir, run dump_dir or hub id"
+        "--detach", action="store_true", help="deploy and return; the application keeps running"
     )
     p.add_argument(
         "overrides", nargs="*", help="ServeConfig key=value, e.g. port=8000 replicas.max_replicas=4"
@@ -166,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--train", type=int, default=1000, help="training images")
     p.add_argument("--test", type=int, default=100, help="test (and validation) images")
-    p.add_argument("--models", nargs="*", default=list(BUILDERS), choices=list(BUILDERS))
+    p.add_argument(
+        "--models", nargs="*", help="tiny models to build (default: all; e.g. llava paligemma)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_make_demo_assets)
 
@@ -207,11 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a ``UserError`` ends it with one line on stderr, ``ray-vlm <command>:
+    <message>``, and status 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except UserError as err:
-        print(f"ray-vlm {args.command}: {err}", file=sys.stderr)
+        print(f"ray-vlm {args.command}: {err}", file=sys.stderr, flush=True)
         return 2
 
 

@@ -11,16 +11,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+LOCAL_TEST_CPUS = 8
 
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One local Ray cluster for every test that needs it (``ray_vlm``'s own ``ensure_ray``)."""
+    """One local Ray cluster for every test that needs it (``ray_vlm``'s own ``ensure_ray``),
+    with room for the largest run a test starts (training workers, preprocessing actors and Serve
+    replicas of a few tests side by side on the 2 cores)."""
     import ray
 
     from ray_vlm.preprocess.ray_runtime import ensure_ray
 
-    ensure_ray()
+    ensure_ray(min_cpus=LOCAL_TEST_CPUS)
     yield
     ray.shutdown()
 

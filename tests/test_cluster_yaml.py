@@ -30,3 +30,12 @@ def test_the_validation_rejects_a_mistake(cluster: dict) -> None:
     broken["available_node_types"]["ray.worker.gpu"]["min_worker"] = 1  # typo
     with pytest.raises(jsonschema.ValidationError, match="min_worker"):
         validate_config(prepare_config(broken))
+
+
+def test_every_node_reaches_the_storage_and_the_hub_token(cluster: dict) -> None:
+    for name, node_type in cluster["available_node_types"].items():
+        assert "IamInstanceProfile" in node_type["node_config"], name  # the bucket, no keys
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in cluster[key] if "ray start" in c)
+        assert start.startswith("export HF_TOKEN=") and "RAY_AUTH_MODE=token" in start, key
+    assert "~/.cache/huggingface/token" in cluster["file_mounts"]

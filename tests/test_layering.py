@@ -8,8 +8,10 @@ from tests.conftest import REPO
 
 STAGES = [
     "config",
+    "storage",
     "device",
     "records",
+    "preflight",
     "preprocess",
     "model",
     "train",

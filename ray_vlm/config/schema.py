@@ -195,8 +195,9 @@ class LoggingConfig:
 @dataclass
 class FinetuneConfig:
     dump_dir: str = "demo_out/runs/finetune"
-    """Where checkpoints, logs, metrics and the resolved config are written: a local path, or on a
-    multi-node cluster a shared filesystem path every node sees (NFS, EFS, a mounted bucket)."""
+    """Where checkpoints, logs, metrics and the resolved config are written: a local path, a shared
+    filesystem path every node sees (NFS, EFS), or a URI (``s3://bucket/runs/a``, ``gs://...``; see
+    ``ray_vlm.storage``). A multi-node run refuses a path that only some nodes see."""
     name: str = "finetune"
     """Run name (Ray Train run name, shown in logs)."""
     steps: int = 100

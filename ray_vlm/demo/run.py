@@ -25,6 +25,7 @@ from ray_vlm.export.generate_one import generate_one
 from ray_vlm.model import SamplingParams
 from ray_vlm.preprocess.check_data import check_data, format_check
 from ray_vlm.preprocess.ray_runtime import ensure_ray
+from ray_vlm.preprocess.resources import train_demand
 from ray_vlm.serve import serve_and_ask
 
 EVALUATIONS = {"caption": "demo_captions_test", "vqa": "demo_vqa_test"}
@@ -74,7 +75,7 @@ def run_demo(out: str | Path, config: str | Path) -> None:
         make_demo_assets(assets)
     cfg = demo_config(config, assets, out)
     base = cfg.checkpoint.init_ckpt_path
-    ensure_ray()
+    ensure_ray(train_demand(cfg).cpus)  # the largest stage: its local cluster holds it all at once
     print(f"[demo] local Ray cluster: {ray.cluster_resources().get('CPU', 0):.0f} logical CPUs")
 
     _stage(f"check-data: datamix {cfg.data.datamix}")

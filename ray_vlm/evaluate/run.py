@@ -25,10 +25,11 @@ from ray import serve
 from ray_vlm.config import save_config
 from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.evaluate.html_report import write_report
-from ray_vlm.evaluate.predict import predict
+from ray_vlm.evaluate.predict import SENDER_CPUS, predict
 from ray_vlm.evaluate.scoring import PRIMARY_METRIC, Sample, gather_samples, score_samples
-from ray_vlm.export import resolve_model_dir
+from ray_vlm.export import locate_model
 from ray_vlm.preprocess.ray_runtime import ensure_ray
+from ray_vlm.preprocess.resources import Demand, Part, check_fits, serve_demand
 from ray_vlm.records import DatasetSpec, select_datamix
 from ray_vlm.serve import build_application, start_serve
 
@@ -54,8 +55,9 @@ def _progress(label: str):
     return show
 
 
-def _score_model(label: str, ckpt: str, spec: DatasetSpec, cfg: EvalConfig) -> tuple:
-    model_dir = resolve_model_dir(ckpt)
+def _score_model(
+    label: str, ckpt: str, model_dir: str, spec: DatasetSpec, cfg: EvalConfig
+) -> tuple:
     app = cfg.connect_app or cfg.serve.app_name
     if not cfg.connect_app:
         serve_cfg = dataclasses.replace(cfg.serve, ckpt=model_dir)
@@ -88,17 +90,26 @@ def _write_predictions(path: Path, samples: dict[str, list[Sample]]) -> None:
 
 
 def evaluate(cfg: EvalConfig) -> EvalResult:
-    """Score ``cfg.ckpt`` (and ``cfg.compare``) on ``cfg.data``; outputs in ``cfg.out_dir``."""
-    ensure_ray()
+    """Score ``cfg.ckpt`` (and ``cfg.compare``) on ``cfg.data``; outputs in ``cfg.out_dir``.
+    The split and the models are located before Ray starts (``UserError`` when unreachable)."""
     ((_, spec),) = select_datamix(f"{cfg.data}:1", cfg.datasets_yaml)
+    models = {"model": cfg.ckpt, **({"compare": cfg.compare} if cfg.compare else {})}
+    located = {
+        label: locate_model(ckpt, "ckpt" if label == "model" else label)
+        for label, ckpt in models.items()
+    }
+    senders = Part("evaluation senders", cfg.concurrency, SENDER_CPUS, 0, "concurrency", "")
+    demand = serve_demand(cfg.serve) + Demand((senders,))
+    ensure_ray(demand.cpus)
+    if not cfg.connect_app:
+        check_fits(demand)
     out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    models = {"model": cfg.ckpt, **({"compare": cfg.compare} if cfg.compare else {})}
     samples, metrics = {}, {}
     try:
         for label, ckpt in models.items():
-            samples[label], metrics[label] = _score_model(label, ckpt, spec, cfg)
+            samples[label], metrics[label] = _score_model(label, ckpt, located[label], spec, cfg)
     finally:
         if not cfg.connect_app and not serve.status().applications:
             serve.shutdown()  # Serve was started for this evaluation only: leave no HTTP proxy

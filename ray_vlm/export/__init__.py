@@ -2,6 +2,6 @@
 
 from ray_vlm.export.consolidate import consolidate
 from ray_vlm.export.layout import ExportError
-from ray_vlm.export.resolve import resolve_model_dir
+from ray_vlm.export.resolve import consolidate_at, locate_model, resolve_model_dir
 
-__all__ = ["ExportError", "consolidate", "resolve_model_dir"]
+__all__ = ["ExportError", "consolidate", "consolidate_at", "locate_model", "resolve_model_dir"]

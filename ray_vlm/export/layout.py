@@ -1,17 +1,19 @@
 """What export reads in a checkpoint step dir, beyond the layout ``ray_vlm.train.run_state`` writes.
 
-A *step dir* ``<dump_dir>/checkpoints/<step, 10 digits>/`` is complete when every rank's
-``train_state_*.json`` is there (``run_state.read_state``) along with ``config.yaml`` (the resolved
-``FinetuneConfig``: its ``model`` section says if LoRA trained), ``hf/config.json`` (the base
-model's config, generation config and processor) and DeepSpeed's ``latest`` + ``ds/`` shards.
-``consolidate`` adds ``consolidated/``, a loadable Hugging Face directory.
+A *step dir* ``<dump_dir>/checkpoints/<step, 10 digits>/`` (local or in a bucket: any
+``ray_vlm.storage.Location``) is complete when every rank's ``train_state_*.json`` is there
+(``run_state.read_state``) along with ``config.yaml`` (the resolved ``FinetuneConfig``: its
+``model`` section says if LoRA trained), ``hf/config.json`` (the base model's config, generation
+config and processor) and DeepSpeed's ``latest`` + ``ds/`` shards. ``consolidate`` adds
+``consolidated/``, a loadable Hugging Face directory.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from ray_vlm.config import UserError
+from ray_vlm.storage import Location
 from ray_vlm.train.run_state import CHECKPOINTS, HF_DIR, latest_state, read_state, step_dir_name
 
 CONFIG_FILE = "config.yaml"
@@ -22,8 +24,9 @@ class ExportError(UserError):
     """A checkpoint or model path a user must fix; the message names the path."""
 
 
-def is_step_dir(path: Path) -> bool:
+def is_step_dir(path: str | os.PathLike | Location) -> bool:
     """Whether ``path`` holds a complete checkpoint (every rank's state, config, ``hf/``)."""
+    path = Location.of(path)
     return (
         read_state(path) is not None
         and (path / CONFIG_FILE).is_file()
@@ -31,8 +34,9 @@ def is_step_dir(path: Path) -> bool:
     )
 
 
-def latest_step_dir(dump_dir: Path) -> Path:
+def latest_step_dir(dump_dir: str | os.PathLike | Location) -> Location:
     """The newest complete step dir under ``dump_dir/checkpoints``."""
+    dump_dir = Location.of(dump_dir)
     state = latest_state(dump_dir)
     if state is None:
         raise ExportError(f"{dump_dir / CHECKPOINTS}: no complete checkpoint found")

@@ -14,9 +14,12 @@ import numpy as np
 import ray
 
 from ray_vlm.config import FinetuneConfig
+from ray_vlm.preflight import check_init_model
 from ray_vlm.preprocess.pipeline import build_dataset
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.report import ERROR_KINDS
+from ray_vlm.preprocess.resources import check_fits, data_demand
+from ray_vlm.preprocess.shared_storage import check_shared, data_locations
 from ray_vlm.preprocess.stream_plan import plan_each_once
 from ray_vlm.records import select_datamix
 
@@ -49,9 +52,16 @@ class DataCheck:
 
 
 def check_data(cfg: FinetuneConfig) -> DataCheck:
-    """Run every record of ``cfg.data.datamix`` through the pipeline (``bad_records`` as set)."""
-    ensure_ray()
+    """Run every record of ``cfg.data.datamix`` through the pipeline (``bad_records`` as set).
+
+    What it must reach (the processor's model, every source) is checked before Ray starts; then
+    that the cluster holds the pipeline and that every node sees local data."""
+    check_init_model(cfg.checkpoint.init_ckpt_path)
     sources = select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
+    demand = data_demand(cfg.data)
+    ensure_ray(demand.cpus)
+    check_fits(demand)
+    check_shared(data_locations(sources))
     dataset, report = build_dataset(
         plan_each_once(sources),
         cfg.checkpoint.init_ckpt_path,

@@ -21,6 +21,9 @@ from ray_vlm.preprocess.record_stream import record_dataset, records_of_batch
 from ray_vlm.preprocess.report import RecordReport, report_or_raise
 from ray_vlm.preprocess.stream_plan import Chunk
 
+ENCODE_CPUS = 1.0
+"""CPUs each preprocessing actor holds (it runs the processor flat out)."""
+
 
 class EncodeBatch:
     """``map_batches`` callable: one per preprocessing actor, holding the processor once."""
@@ -89,6 +92,6 @@ def build_dataset(
         fn_constructor_args=(processor_path, kwargs, cfg.max_seq_len, report, cfg.bad_records),
         batch_size=cfg.preprocess_batch_size,
         compute=ray.data.ActorPoolStrategy(size=cfg.preprocess_workers),
-        num_cpus=1,
+        num_cpus=ENCODE_CPUS,
     )
     return encoded, report

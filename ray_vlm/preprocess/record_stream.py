@@ -9,7 +9,8 @@ holds along the stream (parallel reads finished out of order: a source's chunks 
 a new worker process started), and no worker process is started per chunk (that took the
 processor actors' CPU for tens of seconds on a 2-core machine). Reading is kept out of the
 processor actors on purpose: fused into them, Ray Data bundles ``preprocess_batch_size`` input
-rows, i.e. *chunks*, per task (two actors got 1,024 and 576 of 1,600 records).
+rows, i.e. *chunks*, per task (two actors got 1,024 and 576 of 1,600 records). Chunks are read
+through ``ray_vlm.storage`` (one ranged read each), so annotations may live in a bucket.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from ray_vlm.preprocess.report import report_or_raise
 from ray_vlm.preprocess.stream_plan import Chunk
 from ray_vlm.records import BadRecord, Record, RecordError
 from ray_vlm.records.reader import parse_item
+from ray_vlm.storage import Location
 
-READ_CPUS = 0.25
+READ_CPUS = 0.0
+"""The read task reserves no CPU: it parses about 1% of what the processor actors compute, and a
+reserved CPU would sit idle beside them (or leave a run that fits a node waiting for one)."""
 READ_TASKS = 1
 """Concurrent read tasks. One parses thousands of records/s, far more than a few processor actors
 take (~150 records/s each); more would reorder the stream."""
@@ -36,9 +40,7 @@ RECORD_COLUMNS = ("dataset", "source", "images", "roles", "texts")
 
 
 def _chunk_items(chunk: Chunk) -> Iterator[tuple[int, object]]:
-    with open(chunk.spec.annotation, "rb") as f:
-        f.seek(chunk.start)
-        data = f.read(chunk.end - chunk.start).decode("utf-8")
+    data = Location.of(chunk.spec.annotation).read_range(chunk.start, chunk.end).decode("utf-8")
     if chunk.spec.format == "paligemma_csv":
         reader = csv.DictReader(io.StringIO(data, newline=""))
         for i, row in enumerate(reader):

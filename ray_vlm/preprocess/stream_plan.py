@@ -1,7 +1,8 @@
 """Plan which annotation lines a run reads, in which order: the datamix made concrete.
 
-An annotation file is cut into chunks of ``CHUNK_LINES`` lines, located by byte offsets found in
-one streaming pass (no file is held in memory). A plan is a list of ``Chunk``s:
+An annotation file (local or in a bucket: ``ray_vlm.storage``) is cut into chunks of
+``CHUNK_LINES`` lines, located by byte offsets found in one streaming pass (no file is held in
+memory). A plan is a list of ``Chunk``s:
 
 - ``plan_each_once``: every chunk of every source once (check-data, evaluation);
 - ``plan_weighted``: exactly ``total`` records drawn so that each source's share of the stream is
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from ray_vlm.records import DatamixEntry, DatasetSpec
+from ray_vlm.storage import Location
 
 CHUNK_LINES = 64
 
@@ -39,19 +40,18 @@ class Chunk:
 
 def index_chunks(spec: DatasetSpec, chunk_lines: int = CHUNK_LINES) -> list[Chunk]:
     """Cut a resolved registry entry's annotation into chunks of ``chunk_lines`` lines."""
-    path = Path(spec.annotation)
+    path = Location.of(spec.annotation)
     if spec.format == "paligemma_csv":
-        lines = sum(1 for _ in path.open("rb")) - 1
-        return [Chunk(spec, 0, path.stat().st_size, 1, lines + 1, lines)]
+        lines = sum(1 for _ in path.iter_lines()) - 1
+        return [Chunk(spec, 0, path.size(), 1, lines + 1, lines)]
     chunks, offset, first, count = [], 0, 1, 0
     start = 0
-    with path.open("rb") as f:
-        for line in f:
-            offset += len(line)
-            count += 1
-            if count == chunk_lines:
-                chunks.append(Chunk(spec, start, offset, first, count, count))
-                start, first, count = offset, first + count, 0
+    for line in path.iter_lines():
+        offset += len(line)
+        count += 1
+        if count == chunk_lines:
+            chunks.append(Chunk(spec, start, offset, first, count, count))
+            start, first, count = offset, first + count, 0
     if count:
         chunks.append(Chunk(spec, start, offset, first, count, count))
     return chunks

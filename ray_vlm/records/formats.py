@@ -15,14 +15,19 @@ from typing import Any
 
 from ray_vlm.records.record import ASSISTANT, USER, Record, RecordError, Turn
 from ray_vlm.records.registry import DatasetSpec
+from ray_vlm.storage import Location, is_uri
 
 ROLES = {"human": USER, "user": USER, "gpt": ASSISTANT, "assistant": ASSISTANT}
 IMAGE_PLACEHOLDER = re.compile(r"\s*<image>\s*")
 
 
 def _image_path(spec: DatasetSpec, name: Any) -> str:
+    """The image's path under ``root_dir``. A URI root is not listed per record (one request per
+    image); a missing image there is reported when it is read (an ``image`` error)."""
     if not isinstance(name, str) or not name.strip():
         raise RecordError(f"'image' must be a file name, got {name!r}")
+    if is_uri(spec.root_dir or ""):
+        return str(Location.of(spec.root_dir or "") / name)
     path = Path(spec.root_dir or "") / name
     if not path.is_file():
         raise RecordError(f"image '{name}' not found under {spec.root_dir} (check root_dir)")

@@ -1,14 +1,35 @@
-"""Opening record images: one place that decodes, converts to RGB, and explains failures."""
+"""Opening record images: one place that decodes, converts to RGB, and explains failures.
+
+An image path may be a URI (``s3://bucket/images/0.png``; ``ray_vlm.storage``): its bytes are read
+through the storage filesystem, so the Ray Data workers read images where the data lives.
+"""
 
 from __future__ import annotations
 
+import io
+
 from PIL import Image, UnidentifiedImageError
+
+from ray_vlm.storage import Location, is_uri
+
+
+def _open(path: str) -> Image.Image:
+    if not is_uri(path):
+        return Image.open(path)
+    try:
+        return Image.open(io.BytesIO(Location.of(path).read_bytes()))
+    except FileNotFoundError:
+        raise
+    except OSError as err:  # pyarrow's "path does not exist" is an OSError too
+        if not Location.of(path).exists():
+            raise FileNotFoundError(path) from None
+        raise ValueError(f"image '{path}' cannot be read ({err})") from None
 
 
 def load_image(path: str) -> Image.Image:
     """Decode ``path`` fully into an RGB image; raise ``ValueError`` saying why it cannot be used."""
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             im.load()
             return im.convert("RGB")
     except FileNotFoundError:

@@ -5,29 +5,29 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 from ray_vlm.records.formats import PARSERS
 from ray_vlm.records.images import load_image
 from ray_vlm.records.record import BadRecord, Record, RecordError
 from ray_vlm.records.registry import DatasetSpec
+from ray_vlm.storage import Location
 
 
-def _raw_items(annotation: Path, fmt: str) -> Iterator[tuple[int, object]]:
+def _raw_items(annotation: Location, fmt: str) -> Iterator[tuple[int, object]]:
     """Yield ``(line, item)``; ``item`` is a ``RecordError`` for a line that does not parse."""
-    with annotation.open(encoding="utf-8", newline="") as f:
-        if fmt == "paligemma_csv":
-            reader = csv.DictReader(f)
-            for row in reader:
-                yield reader.line_num, row
-            return
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as err:
-                yield line_no, RecordError(f"not valid JSON ({err.msg} at column {err.colno})")
+    lines = (line.decode("utf-8") for line in annotation.iter_lines())
+    if fmt == "paligemma_csv":
+        reader = csv.DictReader(lines)
+        for row in reader:
+            yield reader.line_num, row
+        return
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield line_no, json.loads(line)
+        except json.JSONDecodeError as err:
+            yield line_no, RecordError(f"not valid JSON ({err.msg} at column {err.colno})")
 
 
 def parse_item(
@@ -51,6 +51,6 @@ def read_records(spec: DatasetSpec, verify_images: bool = True) -> Iterator[Reco
 
     Bad records are yielded as ``BadRecord`` with ``source`` = ``file:line``; never raised.
     """
-    annotation = Path(spec.annotation)
+    annotation = Location.of(spec.annotation)
     for line_no, item in _raw_items(annotation, spec.format or ""):
         yield parse_item(spec, f"{annotation}:{line_no}", item, verify_images)

@@ -7,8 +7,11 @@ A registry entry, exactly as in PLM's ``configs/datasets.yaml``::
         root_dir: apps/plm/dummy_datasets/Radiology_mini/images
 
 Relative paths are resolved against the working directory, as PLM does (with ``ray job submit
---working-dir .`` that is the submitted folder). ``root_dir`` defaults to ``images/`` beside the
-annotation file when that folder exists (the layout of both guides), else the annotation's folder.
+--working-dir .`` that is the submitted folder). ``annotation`` and ``root_dir`` may also be URIs
+(``s3://bucket/data/train.jsonl``; see ``ray_vlm.storage``): the Ray Data workers read records and
+images from there. ``root_dir`` defaults to ``images/`` beside the annotation file when that folder
+exists (the layout of both guides), else the annotation's folder. The registry file itself may be
+a URI too.
 ``format`` is inferred when absent: ``.csv`` -> ``paligemma_csv``; a JSON line with
 ``conversations`` -> ``plm``; with ``suffix`` -> ``paligemma``.
 """
@@ -16,14 +19,15 @@ annotation file when that folder exists (the layout of both guides), else the an
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ray_vlm.config import ConfigError
+from ray_vlm.storage import Location, reach
 
 FORMATS = ("plm", "paligemma", "paligemma_csv")
 
@@ -58,23 +62,22 @@ class DatamixEntry:
     share: float
 
 
-def infer_format(annotation: Path) -> str:
+def infer_format(annotation: Location) -> str:
     """Guess the record format of an annotation file from its suffix or first JSON line."""
-    if annotation.suffix.lower() == ".csv":
+    if annotation.name.lower().endswith(".csv"):
         return "paligemma_csv"
-    with annotation.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                first = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if isinstance(first, dict) and "conversations" in first:
-                return "plm"
-            if isinstance(first, dict) and "suffix" in first:
-                return "paligemma"
+    for line in annotation.iter_lines():
+        if not line.strip():
+            continue
+        try:
+            first = json.loads(line)
+        except json.JSONDecodeError:
             break
+        if isinstance(first, dict) and "conversations" in first:
+            return "plm"
+        if isinstance(first, dict) and "suffix" in first:
+            return "paligemma"
+        break
     raise ConfigError(
         f"{annotation}: cannot infer the record format from its first line; "
         f"set 'format' to one of {', '.join(FORMATS)} in the dataset registry"
@@ -82,27 +85,27 @@ def infer_format(annotation: Path) -> str:
 
 
 def resolve_spec(name: str, spec: DatasetSpec) -> DatasetSpec:
-    """Absolute paths, a default ``root_dir`` and a known ``format`` for one registry entry."""
-    annotation = Path(spec.annotation).expanduser().resolve()
+    """Absolute paths (or URIs), a default ``root_dir`` and a known ``format`` for one registry
+    entry; ``ConfigError`` when the annotation is missing, ``StorageError`` when unreachable."""
+    annotation = reach(spec.annotation, f"dataset '{name}': annotation")
     if not annotation.is_file():
         raise ConfigError(f"dataset '{name}': annotation file '{spec.annotation}' does not exist")
     if spec.root_dir:
-        root = Path(spec.root_dir).expanduser().resolve()
+        root = Location.of(spec.root_dir)
     else:
         images = annotation.parent / "images"
         root = images if images.is_dir() else annotation.parent
     fmt = spec.format or infer_format(annotation)
     if fmt not in FORMATS:
         raise ConfigError(f"dataset '{name}': format '{fmt}' is not one of {', '.join(FORMATS)}")
-    return DatasetSpec(str(annotation), str(root), fmt, spec.prompt, spec.lowercase, name)
+    return DatasetSpec(annotation.uri, root.uri, fmt, spec.prompt, spec.lowercase, name)
 
 
-def load_registry(path: str | Path) -> dict[str, DatasetSpec]:
-    """Read a registry YAML into ``{name: DatasetSpec}`` (paths not yet resolved)."""
-    path = Path(path)
-    if not path.is_file():
+def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
+    """Read a registry YAML (a path or URI) into ``{name: DatasetSpec}`` (paths not yet resolved)."""
+    if not reach(path, "data.datasets_yaml").is_file():
         raise ConfigError(f"dataset registry '{path}' does not exist (set data.datasets_yaml)")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yaml.safe_load(Location.of(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must map dataset names to entries")
     try:
@@ -144,7 +147,7 @@ def parse_datamix(datamix: str) -> list[DatamixEntry]:
 
 
 def select_datamix(
-    datamix: str, registry_path: str | Path
+    datamix: str, registry_path: str | os.PathLike
 ) -> list[tuple[DatamixEntry, DatasetSpec]]:
     """The datamix's sources with their resolved registry entries; unknown names are an error."""
     registry = load_registry(registry_path)
@@ -153,7 +156,8 @@ def select_datamix(
         if entry.name not in registry:
             known = ", ".join(sorted(registry)) or "none"
             raise ConfigError(
-                f"datamix names '{entry.name}', which is not in {registry_path} (known: {known})"
+                f"datamix names '{entry.name}', which is not in {registry_path} (known: {known}); "
+                "fix the name or add an entry for it there"
             )
         selected.append((entry, resolve_spec(entry.name, registry[entry.name])))
     return selected

@@ -7,6 +7,7 @@ Serve's HTTP proxy on ``cfg.host:cfg.port`` and deploys the application.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import socket
 import time
@@ -19,7 +20,9 @@ from ray.serve.context import _get_global_client
 
 from ray_vlm.config.loader import ConfigError
 from ray_vlm.config.serve_schema import ServeConfig
+from ray_vlm.export import locate_model
 from ray_vlm.preprocess.ray_runtime import ensure_ray
+from ray_vlm.preprocess.resources import check_fits, serve_demand
 from ray_vlm.serve.app import build_application
 from ray_vlm.serve.serve_processes import start_serve
 
@@ -49,8 +52,14 @@ def _check_http_address(cfg: ServeConfig) -> None:
 
 def run_server(cfg: ServeConfig, blocking: bool) -> str:
     """Deploy the application and return its ``base_url``; ``blocking`` waits for Ctrl-C, then
-    shuts Serve down."""
-    ensure_ray()
+    shuts Serve down. The model is located first, on this driver (a raw checkpoint consolidated,
+    a hub id checked; ``UserError`` if unreachable), and the replicas must fit the cluster."""
+    cfg = dataclasses.replace(
+        cfg, model_name=cfg.served_model_name, ckpt=locate_model(cfg.ckpt, "ckpt")
+    )
+    demand = serve_demand(cfg)
+    ensure_ray(demand.cpus)
+    check_fits(demand)
     start_serve({"host": cfg.host, "port": cfg.port})
     _check_http_address(cfg)
     serve.run(build_application(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix)

@@ -81,7 +81,7 @@ class Recipe:
             self.engine, state, notes = self._engine(model, ds_config)
         self.step = state.step if state else 0
         self.samples = state.samples if state else 0
-        self.log = RunLog(Path(cfg.dump_dir), self.step) if self.rank == 0 else None
+        self.log = RunLog(cfg.dump_dir, self.step) if self.rank == 0 else None
         self._note(f"[{cfg.name}] {self.world} workers, {_setup(cfg)}")
         for name, trainable, total in report:
             self._note(f"  {name}: {trainable:,} of {total:,} parameters train")

@@ -1,5 +1,6 @@
-"""Training progress on disk: ``metrics.jsonl``, ``train.log``, ``loss.png`` (and, when
-``logging.record_ids``, ``record_ids.jsonl``) in ``dump_dir``.
+"""Training progress in ``dump_dir`` (any ``ray_vlm.storage.Location``: a local path, a shared
+filesystem or a bucket): ``metrics.jsonl``, ``train.log``, ``loss.png`` (and, when
+``logging.record_ids``, ``record_ids.jsonl``).
 
 Rank 0 owns a ``RunLog``. ``metrics.jsonl`` has one JSON object per logged step:
 ``{"step", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s"}`` (``loss`` is the step's
@@ -14,8 +15,11 @@ also printed (the driver echoes ``train.log`` while it runs).
 
 from __future__ import annotations
 
+import io
 import json
-from pathlib import Path
+import os
+
+from ray_vlm.storage import Location
 
 METRICS = "metrics.jsonl"
 RECORD_IDS = "record_ids.jsonl"
@@ -23,36 +27,32 @@ TRAIN_LOG = "train.log"
 LOSS_PNG = "loss.png"
 
 
-def read_metrics(dump_dir: Path, name: str = METRICS) -> list[dict]:
+def read_metrics(dump_dir: str | os.PathLike | Location, name: str = METRICS) -> list[dict]:
     """Rows of ``metrics.jsonl`` (or another per-step JSON-lines file of the run)."""
-    path = dump_dir / name
+    path = Location.of(dump_dir) / name
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class RunLog:
-    def __init__(self, dump_dir: Path, resumed_step: int) -> None:
-        self.dump_dir = dump_dir
-        dump_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, dump_dir: str | os.PathLike | Location, resumed_step: int) -> None:
+        self.dump_dir = Location.of(dump_dir)
         for name in (METRICS, RECORD_IDS):
-            kept = [m for m in read_metrics(dump_dir, name) if m["step"] <= resumed_step]
-            (dump_dir / name).write_text("".join(json.dumps(m) + "\n" for m in kept))
+            kept = [m for m in read_metrics(self.dump_dir, name) if m["step"] <= resumed_step]
+            (self.dump_dir / name).write_text("".join(json.dumps(m) + "\n" for m in kept))
 
     def note(self, text: str) -> None:
         """A line for ``train.log`` and stdout."""
         print(text, flush=True)
-        with (self.dump_dir / TRAIN_LOG).open("a") as f:
-            f.write(text + "\n")
+        (self.dump_dir / TRAIN_LOG).append_text(text + "\n")
 
     def record_ids(self, step: int, ranks: list) -> None:
         """The record ids each rank's micro-batches held at ``step``."""
-        with (self.dump_dir / RECORD_IDS).open("a") as f:
-            f.write(json.dumps({"step": step, "ranks": ranks}) + "\n")
+        (self.dump_dir / RECORD_IDS).append_text(json.dumps({"step": step, "ranks": ranks}) + "\n")
 
     def metrics(self, row: dict, steps: int) -> None:
-        with (self.dump_dir / METRICS).open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        (self.dump_dir / METRICS).append_text(json.dumps(row) + "\n")
         self.note(
             f"step {row['step']}/{steps}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
             f"grad_norm {row['grad_norm']:.3f}  {row['samples_per_s']:.1f} samples/s  "
@@ -60,8 +60,9 @@ class RunLog:
         )
 
 
-def plot_loss(dump_dir: Path) -> Path | None:
+def plot_loss(dump_dir: str | os.PathLike | Location) -> Location | None:
     """``loss.png``: loss against step from ``metrics.jsonl``; ``None`` when nothing was logged."""
+    dump_dir = Location.of(dump_dir)
     rows = read_metrics(dump_dir)
     if not rows:
         return None
@@ -77,7 +78,9 @@ def plot_loss(dump_dir: Path) -> Path | None:
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    out = dump_dir / LOSS_PNG
-    fig.savefig(out, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    out = dump_dir / LOSS_PNG
+    out.write_bytes(png.getvalue())
     return out

@@ -16,8 +16,10 @@ of the rest (``skip_rows``).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+from ray_vlm.storage import Location
 
 CHECKPOINTS = "checkpoints"
 DS_TAG = "ds"
@@ -34,14 +36,14 @@ class TrainState:
     rank: int
     seed: int
 
-    def save(self, folder: Path) -> Path:
-        path = folder / state_file(self.rank)
+    def save(self, folder: str | os.PathLike | Location) -> Location:
+        path = Location.of(folder) / state_file(self.rank)
         path.write_text(json.dumps(asdict(self)))
         return path
 
     @classmethod
-    def load(cls, path: Path) -> TrainState:
-        return cls(**json.loads(path.read_text()))
+    def load(cls, path: str | os.PathLike | Location) -> TrainState:
+        return cls(**json.loads(Location.of(path).read_text()))
 
 
 def state_file(rank: int) -> str:
@@ -52,21 +54,23 @@ def step_dir_name(step: int) -> str:
     return f"{step:010d}"
 
 
-def read_state(step_dir: Path) -> TrainState | None:
-    """Rank 0's state of a checkpoint when every rank's state is there, else ``None``."""
-    first = step_dir / state_file(0)
-    if not first.is_file():
+def read_state(step_dir: str | os.PathLike | Location) -> TrainState | None:
+    """Rank 0's state of a checkpoint (a folder anywhere ``Location`` reaches) when every rank's
+    state is there, else ``None``."""
+    step_dir = Location.of(step_dir)
+    names = {entry.name for entry in step_dir.iterdir()}
+    if state_file(0) not in names:
         return None
-    state = TrainState.load(first)
-    complete = all((step_dir / state_file(r)).is_file() for r in range(state.world_size))
+    state = TrainState.load(step_dir / state_file(0))
+    complete = all(state_file(r) in names for r in range(state.world_size))
     return state if complete else None
 
 
-def latest_state(dump_dir: Path) -> TrainState | None:
+def latest_state(dump_dir: str | os.PathLike | Location) -> TrainState | None:
     """The state of the newest complete checkpoint under ``dump_dir/checkpoints``, if any."""
-    folder = dump_dir / CHECKPOINTS
-    steps = sorted(folder.glob("[0-9]" * 10), reverse=True) if folder.is_dir() else []
-    for step_dir in steps:
+    folder = Location.of(dump_dir) / CHECKPOINTS
+    steps = [d for d in folder.iterdir() if len(d.name) == 10 and d.name.isdigit()]
+    for step_dir in reversed(steps):
         state = read_state(step_dir)
         if state is not None:
             return state

@@ -10,6 +10,8 @@ address option and would stop every Ray cluster on the machine.
 
 ``submit(entrypoint)`` runs ``ray job submit`` from the repo with ``jobs/runtime_env.yaml``, the way
 the README does, and returns the finished CLI process (exit code 0 iff the job SUCCEEDED).
+``add_worker(root, *args, wrap=...)`` joins a worker node (``ray start --address``) to the head,
+started through ``wrap`` (e.g. ``unshare --mount ...``: a node with a filesystem view of its own).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import psutil
 
 from tests.conftest import REPO
 
+NOT_SUBMITTED = ("No available agent", "Failed to connect to Ray at address")
+"""Job client errors of a head still starting its job server: the job was not submitted."""
 VENV_BIN = Path(sys.executable).parent
 """``ray`` and ``python`` of this venv: the jobs' ``python`` resolves here too."""
 
@@ -150,28 +154,85 @@ class RayHead:
             "--runtime-env", "jobs/runtime_env.yaml",
             "--", *entrypoint,
         ]  # fmt: skip
-        return subprocess.run(
-            cmd,
-            cwd=REPO,
-            env=self.env if env is None else env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return self.run_client(cmd, self.env if env is None else env, timeout)
+
+    def run_client(
+        self, cmd: list[str], env: dict, timeout: float, agent_wait_s: float = 120
+    ) -> subprocess.CompletedProcess:
+        """Run a job client command from the repo; while the head's job server or agent is still
+        starting (the client could not connect, or "No available agent": nothing was submitted)
+        run it again."""
+        deadline = time.time() + agent_wait_s
+        while True:
+            done = subprocess.run(
+                cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+            )
+            starting = any(m in done.stderr for m in NOT_SUBMITTED)
+            if not starting or time.time() > deadline:
+                return done
+            time.sleep(3)
+
+    @property
+    def gcs_address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    def add_worker(
+        self, root: Path, *args: str, wrap: tuple[str, ...] = (), timeout: float = 120
+    ) -> WorkerNode:
+        """Start a worker node of this cluster (``args`` go to ``ray start``) through the command
+        prefix ``wrap``, and wait until the cluster counts it."""
+        root.mkdir(parents=True, exist_ok=True)
+        ray_tmp = short_temp_dir()
+        before = len([n for n in self.nodes() if n["state"] == "ALIVE"])
+        cmd = [
+            *wrap, str(VENV_BIN / "ray"), "start", "--block",
+            f"--address={self.gcs_address}",
+            f"--temp-dir={ray_tmp.name}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            *args,
+        ]  # fmt: skip
+        env = {**self.env, "RAY_TMPDIR": ray_tmp.name}
+        with (root / "worker.log").open("w") as log:
+            process = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        node = WorkerNode(process, ray_tmp)
+        deadline = time.time() + timeout
+        while len([n for n in self.nodes() if n["state"] == "ALIVE"]) <= before:
+            if process.poll() is not None or time.time() > deadline:
+                node.stop()
+                raise RuntimeError(f"the worker node did not join; see {root / 'worker.log'}")
+            time.sleep(1)
+        return node
 
     def stop(self, grace_s: float = 10) -> None:
         """SIGTERM every process of the head's session, SIGKILL what is left after ``grace_s``."""
-        session = self.process.pid
-        procs = [p for p in psutil.process_iter() if _session(p) == session]
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.send_signal(signal.SIGTERM)
-        _, alive = psutil.wait_procs(procs, timeout=grace_s)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        self.process.wait(timeout=30)
+        _stop_session(self.process, grace_s)
         self.ray_tmp.cleanup()
+
+
+@dataclass
+class WorkerNode:
+    process: subprocess.Popen
+    ray_tmp: tempfile.TemporaryDirectory
+
+    def stop(self, grace_s: float = 10) -> None:
+        _stop_session(self.process, grace_s)
+        self.ray_tmp.cleanup()
+
+
+def _stop_session(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM every process of ``process``'s session, SIGKILL what is left after ``grace_s``."""
+    session = process.pid
+    procs = [p for p in psutil.process_iter() if _session(p) == session]
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    process.wait(timeout=30)
 
 
 def _session(p: psutil.Process) -> int | None:
@@ -196,3 +257,13 @@ def finetune_entrypoint(assets: Path, dump_dir: Path, *overrides: str) -> list[s
         "logging.freq=1",
         *overrides,
     ]  # fmt: skip
+
+
+def readme_job_commands(section: str = "## Cluster") -> list[str]:
+    """The ``ray job submit`` commands of the README section, continuation lines joined, as
+    written (shell variables such as ``$SHARED`` left for the shell)."""
+    text = (REPO / "README.md").read_text()
+    body = text.split(f"\n{section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = body.split("```bash\n")[1:]
+    lines = "".join(b.split("```", 1)[0] for b in blocks).replace("\\\n", " ").splitlines()
+    return [" ".join(line.split()) for line in lines if line.startswith("ray job submit")]

@@ -23,7 +23,7 @@ from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.train.run_state import read_state
 from ray_vlm.train.trainer import TrainResult, train
 from tests.cluster.ray_head import free_port, short_temp_dir
-from tests.conftest import REPO
+from tests.conftest import LOCAL_TEST_CPUS, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def two_nodes() -> Iterator[dict[str, str]]:
             ray.shutdown()
             cluster.shutdown()
     if was_connected:
-        ensure_ray()
+        ensure_ray(min_cpus=LOCAL_TEST_CPUS)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,281 @@
+"""Where a run reads and writes: a local path, a shared-filesystem path or a URI, one API for all.
+
+``Location.of(where)`` takes ``runs/a`` (made absolute here), ``/mnt/efs/runs/a`` or a URI such as
+``s3://bucket/runs/a``, ``gs://bucket/runs/a`` or ``s3://bucket/a?endpoint_override=http://host:9000``
+(any filesystem ``pyarrow.fs.FileSystem.from_uri`` resolves; the query holds pyarrow's options and
+is kept on every location below it). A ``Location`` is a small pathlib-like value: ``/`` joins,
+``read_text`` / ``write_bytes`` / ``append_text`` / ``iterdir`` / ``download`` / ``upload`` do
+I/O through the pyarrow filesystem, which is also what Ray Train persists checkpoints with
+(``RunConfig(storage_path=loc.path, storage_filesystem=loc.fs)``). It pickles as its URI, so Ray
+tasks on any node reach the same files.
+
+Credentials and endpoints come the standard way, read by pyarrow on each node: for S3 the
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_PROFILE`` variables or the node's
+instance profile, ``AWS_ENDPOINT_URL`` (or ``?endpoint_override=``) for S3-compatible stores; for
+GCS ``GOOGLE_APPLICATION_CREDENTIALS`` or the node's service account.
+
+Libraries that need a directory on disk get ``local_copy()``: a local location is itself, a remote
+one is downloaded once into ``$RAY_VLM_CACHE`` (default ``~/.cache/ray_vlm``), whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow.fs as pafs
+
+from ray_vlm.config import UserError
+
+CACHE_ENV = "RAY_VLM_CACHE"
+BLOCK_BYTES = 1 << 20
+
+
+class StorageError(UserError):
+    """A path or URI that cannot be reached; the message names it and what to check."""
+
+
+def is_uri(where: str | os.PathLike) -> bool:
+    """Whether ``where`` names a remote filesystem (``scheme://...``, not ``file://``)."""
+    scheme = urlsplit(str(where)).scheme
+    return "://" in str(where) and len(scheme) > 1 and scheme != "file"
+
+
+@functools.cache
+def _filesystem(scheme: str, netloc: str, query: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of one ``scheme://netloc?query`` and the prefix its paths carry (the bucket
+    for object stores), resolved once per process (S3 looks up the bucket's region)."""
+    probe = "/ray_vlm_probe"
+    fs, path = pafs.FileSystem.from_uri(urlunsplit((scheme, netloc, probe, query, "")))
+    return fs, path[: -len(probe)].rstrip("/") if path.endswith(probe) else netloc
+
+
+@dataclass(frozen=True)
+class Location:
+    uri: str
+    """An absolute local path, or ``scheme://netloc/path[?query]``."""
+
+    @classmethod
+    def of(cls, where: str | os.PathLike | Location) -> Location:
+        """``where`` as a location; a relative local path is made absolute (this process's cwd)."""
+        if isinstance(where, Location):
+            return where
+        text = os.fspath(where)
+        if text.startswith("file://"):
+            text = urlsplit(text).path
+        if is_uri(text):
+            scheme, netloc, path, query, _ = urlsplit(text)
+            path = "/" + path.strip("/") if path.strip("/") else ""
+            return cls(urlunsplit((scheme, netloc, path, query, "")))
+        return cls(os.path.abspath(os.path.expanduser(text)))
+
+    # ----------------------------------------------------------------- naming
+    @property
+    def is_local(self) -> bool:
+        return not is_uri(self.uri)
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return self._resolved()[0]
+
+    @property
+    def path(self) -> str:
+        """The path on ``fs`` (``bucket/key`` for object stores, the absolute path locally)."""
+        return self._resolved()[1]
+
+    def _resolved(self) -> tuple[pafs.FileSystem, str]:
+        if self.is_local:
+            return pafs.LocalFileSystem(), self.uri
+        scheme, netloc, path, query, _ = urlsplit(self.uri)
+        fs, prefix = _filesystem(scheme, netloc, query)
+        return fs, f"{prefix}{path}" if prefix else path or "/"
+
+    def __truediv__(self, name: str) -> Location:
+        if self.is_local:
+            return Location(str(Path(self.uri) / name))
+        scheme, netloc, path, query, _ = urlsplit(self.uri)
+        joined = PurePosixPath(path or "/") / name.strip("/")
+        return Location(urlunsplit((scheme, netloc, str(joined), query, "")))
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(urlsplit(self.uri).path if not self.is_local else self.uri).name
+
+    @property
+    def parent(self) -> Location:
+        if self.is_local:
+            return Location(str(Path(self.uri).parent))
+        scheme, netloc, path, query, _ = urlsplit(self.uri)
+        parent = str(PurePosixPath(path or "/").parent)
+        return Location(urlunsplit((scheme, netloc, "" if parent == "/" else parent, query, "")))
+
+    @property
+    def local_path(self) -> Path:
+        """The path on this machine; ``StorageError`` for a remote location."""
+        if not self.is_local:
+            raise StorageError(f"{self.uri}: a remote location has no local path (use local_copy)")
+        return Path(self.uri)
+
+    def __fspath__(self) -> str:
+        return str(self.local_path)
+
+    def __str__(self) -> str:
+        return self.uri
+
+    # ---------------------------------------------------------------- queries
+    def info(self) -> pafs.FileInfo:
+        return self.fs.get_file_info(self.path)
+
+    def exists(self) -> bool:
+        return self.info().type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self.info().type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self.info().type == pafs.FileType.Directory
+
+    def size(self) -> int:
+        return self.info().size
+
+    def iterdir(self) -> list[Location]:
+        """Entries directly under this folder, sorted by name (none when it is not a folder)."""
+        if not self.is_dir():
+            return []
+        selector = pafs.FileSelector(self.path, allow_not_found=True)
+        names = sorted(PurePosixPath(i.path).name for i in self.fs.get_file_info(selector))
+        return [self / n for n in names]
+
+    # -------------------------------------------------------------------- I/O
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.path) as f:
+            return f.read()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def read_range(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` (one ranged read on object stores)."""
+        with self.fs.open_input_file(self.path) as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    def iter_lines(self) -> Iterator[bytes]:
+        """The file's lines, each with its line ending, streamed in blocks."""
+        with self.fs.open_input_stream(self.path) as f:
+            rest = b""
+            while block := f.read(BLOCK_BYTES):
+                lines = (rest + block).split(b"\n")
+                rest = lines.pop()
+                yield from (line + b"\n" for line in lines)
+            if rest:
+                yield rest
+
+    def mkdir(self) -> None:
+        if self.is_local:  # object stores have no folders; keys create them
+            self.fs.create_dir(self.path, recursive=True)
+
+    def write_bytes(self, data: bytes) -> None:
+        self.parent.mkdir()
+        with self.fs.open_output_stream(self.path) as f:
+            f.write(data)
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode("utf-8"))
+
+    def append_text(self, text: str) -> None:
+        """Append ``text`` (object stores cannot append: the object is rewritten)."""
+        if not self.is_local:
+            self.write_text((self.read_text() if self.exists() else "") + text)
+            return
+        self.parent.mkdir()
+        with self.fs.open_append_stream(self.path) as f:
+            f.write(text.encode("utf-8"))
+
+    def delete(self) -> None:
+        """Remove this file or folder tree (nothing when absent)."""
+        kind = self.info().type
+        if kind == pafs.FileType.Directory:
+            self.fs.delete_dir(self.path)
+        elif kind == pafs.FileType.File:
+            self.fs.delete_file(self.path)
+
+    def download(self, dest: Path, skip: tuple[str, ...] = ()) -> Path:
+        """Copy this folder to the local folder ``dest``, leaving out top-level entries named in
+        ``skip``; returns ``dest``."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for entry in self.iterdir():
+            if entry.name in skip:
+                continue
+            target = dest / entry.name
+            if entry.is_dir():
+                target.mkdir(exist_ok=True)
+            pafs.copy_files(
+                entry.path,
+                str(target),
+                source_filesystem=entry.fs,
+                destination_filesystem=pafs.LocalFileSystem(),
+            )
+        return dest
+
+    def upload(self, source: Path) -> Location:
+        """Copy the local folder ``source`` to this location (files of the same name replaced)."""
+        self.mkdir()
+        pafs.copy_files(
+            str(source),
+            self.path,
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=self.fs,
+        )
+        return self
+
+    # ------------------------------------------------------------ local cache
+    def cache_path(self, version: str = "") -> Path:
+        """Where ``local_copy`` keeps this remote folder (as of ``version``) on this machine."""
+        root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ray_vlm")
+        key = hashlib.sha256(f"{self.uri}\0{version}".encode()).hexdigest()[:16]
+        return root / key / (self.name or "root")
+
+    def local_copy(self, skip: tuple[str, ...] = (), version: str = "") -> Path:
+        """A local folder with this folder's files: itself when local, else a download cached per
+        ``version`` (e.g. a marker file's mtime: a folder written again is fetched again), written
+        beside its place and renamed in, so concurrent callers never see half of it."""
+        if self.is_local:
+            return self.local_path
+        target = self.cache_path(version)
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            self.download(tmp, skip)
+            with contextlib.suppress(OSError):  # another process put a complete copy there first
+                tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+
+def reach(where: str | os.PathLike | Location, key: str) -> Location:
+    """``where`` as a location whose filesystem answers, else ``StorageError`` naming ``key``."""
+    loc = Location.of(where)
+    try:
+        loc.info()
+    except OSError as err:
+        hint = (
+            "check the URI, the credentials (AWS_* / GOOGLE_APPLICATION_CREDENTIALS variables or "
+            "the node's instance profile) and the endpoint (AWS_ENDPOINT_URL or ?endpoint_override=)"
+            if not loc.is_local
+            else "check the path and its permissions"
+        )
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StorageError(f"{key}={where}: cannot be reached ({reason}); {hint}") from None
+    return loc
