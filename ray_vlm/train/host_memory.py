@@ -12,9 +12,9 @@ glibc reads these when a process starts, so they reach the workers as environmen
 
 Setup is the exception (``setup_allocations``): loading the model allocates every weight whole and
 keeps a part (a ZeRO-3 partition, a cast copy), and the engine copies partitions into flat buffers.
-Kept in the heap, the freed blocks stay resident between the live ones: measured on rank 1 of
-``benchmarks/memory_scale.py`` (0.55 B parameters), a 0.53 GB partition took 1.22 GB of peak RSS
-to load, 0.75 GB with 1 MiB blocks going back to the OS while loading.
+Kept in the heap, the freed blocks stay resident between the live ones: rank 1 of 2 loading a
+0.55 B-parameter model in bf16 under ZeRO-3 (a 0.53 GB partition) grew its peak RSS by 1.22 GB,
+by 0.75 GB with blocks of 1 MiB and more going back to the OS while loading.
 """
 
 from __future__ import annotations
