@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 LOCAL_TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast format install browser clean
+.PHONY: demo test test-fast test-gpu format install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(STAMP) browser
 # Skips the slow end-to-end tests (CI runs them all through `make test`).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# GPU checks (tests/gpu, skipped without CUDA): the project's .venv when there is one, else the
+# machine's python3 (a GPU machine may have torch, transformers and DeepSpeed but no Ray).
+test-gpu:
+	$(if $(wildcard $(PY)),$(PY),python3) -m pytest -q -p no:cacheprovider tests/gpu
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -17,6 +17,13 @@ def inference_device() -> torch.device:
     return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
 
 
+def inference_dtype(dtype: str = "auto") -> torch.dtype:
+    """``auto``: bfloat16 on a GPU, float32 on the CPU; else the named torch dtype."""
+    if dtype == "auto":
+        return torch.bfloat16 if inference_device().type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """Every tensor of ``batch`` on ``device`` (copies overlap compute from pinned memory)."""
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}

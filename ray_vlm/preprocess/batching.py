@@ -1,8 +1,10 @@
 """Examples -> padded training batches, grouped by length so little compute goes to padding.
 
 ``length_grouped(examples, batch_size, group_batches)`` reads ``batch_size * group_batches``
-examples, sorts them by ``num_tokens``, cuts them into batches and yields those in random order
-(``group_batches=1`` keeps stream order). ``collate(examples, pad_id, pixels)`` pads on the right:
+examples at a time (a *window*: ``windows``), sorts them by ``num_tokens``, cuts them into batches
+and yields those in an order drawn from the window's number (``window_batches``: the same window
+always gives the same batches, so a resumed run can rebuild it; ``group_batches=1`` keeps stream
+order). ``collate(examples, pad_id, pixels)`` pads on the right:
 
 - ``input_ids``, ``labels`` (``IGNORE`` on padding), ``attention_mask``, ``token_type_ids``:
   int64 ``[B, L]`` with ``L`` the longest example of the batch;
@@ -29,27 +31,37 @@ from ray_vlm.preprocess.pixels import PixelNormalizer
 Example = dict[str, Any]
 
 
+def windows(examples: Iterable[Example], size: int) -> Iterator[list[Example]]:
+    """Consecutive lists of ``size`` examples; a short last one is kept."""
+    window: list[Example] = []
+    for example in examples:
+        window.append(example)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def window_batches(
+    window: list[Example], batch_size: int, sort: bool, seed: int, number: int
+) -> list[list[Example]]:
+    """The batches of one window: sorted by length and in an order drawn from ``(seed, number)``
+    when ``sort``, else in stream order."""
+    if sort:
+        window = sorted(window, key=lambda e: int(e["num_tokens"]))
+    batches = [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
+    if sort:
+        random.Random(seed * 1_000_003 + number).shuffle(batches)
+    return batches
+
+
 def length_grouped(
     examples: Iterable[Example], batch_size: int, group_batches: int, seed: int = 0
 ) -> Iterator[list[Example]]:
     """Batches of ``batch_size`` examples of similar length; a short last batch is kept."""
-    rng = random.Random(seed)
-    window: list[Example] = []
-
-    def flush() -> Iterator[list[Example]]:
-        if group_batches > 1:
-            window.sort(key=lambda e: int(e["num_tokens"]))
-        batches = [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
-        if group_batches > 1:
-            rng.shuffle(batches)
-        yield from batches
-        window.clear()
-
-    for example in examples:
-        window.append(example)
-        if len(window) == batch_size * group_batches:
-            yield from flush()
-    yield from flush()
+    for number, window in enumerate(windows(examples, batch_size * group_batches)):
+        yield from window_batches(window, batch_size, group_batches > 1, seed, number)
 
 
 def padding_share(batches: Iterable[list[Example]]) -> float:

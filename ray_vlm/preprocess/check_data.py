@@ -15,9 +15,9 @@ import ray
 
 from ray_vlm.config import FinetuneConfig
 from ray_vlm.preflight import check_init_model
+from ray_vlm.preprocess.bad_records import ERROR_KINDS
 from ray_vlm.preprocess.pipeline import build_dataset
 from ray_vlm.preprocess.ray_runtime import ensure_ray
-from ray_vlm.preprocess.report import ERROR_KINDS
 from ray_vlm.preprocess.resources import check_fits, data_demand
 from ray_vlm.preprocess.shared_storage import check_shared, data_locations
 from ray_vlm.preprocess.stream_plan import plan_each_once

@@ -24,6 +24,7 @@ the processor has settings that decide an image's token count (Perception LM's `
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ from ray_vlm.records import ASSISTANT, Record, load_image
 IGNORE = -100
 ROW_COLUMNS = (
     "input_ids", "labels", "token_type_ids", "pixel_values",
-    "num_tokens", "num_images", "dataset", "source", "truncated",
+    "num_tokens", "num_images", "dataset", "source", "position", "truncated",
 )  # fmt: skip
 
 
@@ -70,6 +71,7 @@ class Example:
             "num_images": self.num_images,
             "dataset": record.dataset,
             "source": record.source,
+            "position": record.position,
             "truncated": self.truncated,
         }
 
@@ -183,3 +185,23 @@ class Encoder:
             ", shorten the prompt or give each image fewer tokens with model.processor_kwargs "
             f"(this processor has {now})"
         )
+
+
+def encode_records(
+    encoder: Encoder, records: Iterable[Record]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Rows (``Example.row``) of the records that encode, and a report item
+    ``{dataset, source, reason, kind}`` for each one rejected or truncated."""
+    rows, notes = [], []
+    for record in records:
+        try:
+            ex = encoder.encode(record)
+        except EncodeError as err:
+            notes.append({"dataset": record.dataset, "source": record.source,
+                          "reason": str(err), "kind": err.kind})  # fmt: skip
+            continue
+        if ex.truncated:
+            notes.append({"dataset": record.dataset, "source": record.source, "kind": "truncated",
+                          "reason": f"text cut to data.max_seq_len={encoder.max_seq_len} tokens"})  # fmt: skip
+        rows.append(ex.row(record))
+    return rows, notes

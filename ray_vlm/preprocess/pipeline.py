@@ -15,7 +15,7 @@ import numpy as np
 import ray
 
 from ray_vlm.config import DataConfig
-from ray_vlm.preprocess.encode import ROW_COLUMNS, EncodeError, Encoder
+from ray_vlm.preprocess.encode import ROW_COLUMNS, Encoder, encode_records
 from ray_vlm.preprocess.processor import load_processor
 from ray_vlm.preprocess.record_stream import record_dataset, records_of_batch
 from ray_vlm.preprocess.report import RecordReport, report_or_raise
@@ -41,35 +41,9 @@ class EncodeBatch:
         self.policy = policy
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {k: [] for k in ROW_COLUMNS}
-        notes = []
-        for record in records_of_batch(batch):
-            try:
-                ex = self.encoder.encode(record)
-            except EncodeError as err:
-                notes.append(
-                    {
-                        "dataset": record.dataset,
-                        "source": record.source,
-                        "reason": str(err),
-                        "kind": err.kind,
-                    }
-                )
-                continue
-            if ex.truncated:
-                notes.append(
-                    {
-                        "dataset": record.dataset,
-                        "source": record.source,
-                        "kind": "truncated",
-                        "reason": f"text cut to data.max_seq_len={self.encoder.max_seq_len} tokens",
-                    }
-                )
-            row = ex.row(record)
-            for key in ROW_COLUMNS:
-                out[key].append(row[key])
+        rows, notes = encode_records(self.encoder, records_of_batch(batch))
         report_or_raise(self.report, notes, self.policy)
-        return out
+        return {key: [row[key] for row in rows] for key in ROW_COLUMNS}
 
 
 def build_dataset(
@@ -77,15 +51,17 @@ def build_dataset(
     processor_path: str,
     cfg: DataConfig,
     processor_kwargs: dict[str, Any] | None = None,
+    report=None,
 ) -> tuple[ray.data.Dataset, Any]:
-    """The streaming dataset of encoded examples for ``plan`` and its ``RecordReport`` actor.
+    """The streaming dataset of encoded examples for ``plan`` and the ``RecordReport`` actor its
+    left-out records go to (``report``, or a new one).
 
     The processor is loaded here once (``model.processor_kwargs`` applied), so that a bad
     setting stops the caller with its ``ProcessorSettingError`` instead of failing every actor.
     """
     kwargs = dict(processor_kwargs or {})
     load_processor(processor_path, kwargs)
-    report = RecordReport.remote()
+    report = report or RecordReport.remote()
     records = record_dataset(plan, report, cfg.bad_records)
     encoded = records.map_batches(
         EncodeBatch,

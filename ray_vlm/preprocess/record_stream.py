@@ -10,25 +10,21 @@ a new worker process started), and no worker process is started per chunk (that 
 processor actors' CPU for tens of seconds on a 2-core machine). Reading is kept out of the
 processor actors on purpose: fused into them, Ray Data bundles ``preprocess_batch_size`` input
 rows, i.e. *chunks*, per task (two actors got 1,024 and 576 of 1,600 records). Chunks are read
-through ``ray_vlm.storage`` (one ranged read each), so annotations may live in a bucket.
+through ``ray_vlm.storage`` (``chunk_records``: one ranged read each), so annotations may live in a
+bucket.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import ray
 
+from ray_vlm.preprocess.chunk_records import chunk_records
 from ray_vlm.preprocess.report import report_or_raise
 from ray_vlm.preprocess.stream_plan import Chunk
-from ray_vlm.records import BadRecord, Record, RecordError
-from ray_vlm.records.reader import parse_item
-from ray_vlm.storage import Location
+from ray_vlm.records import Record
 
 READ_CPUS = 0.0
 """The read task reserves no CPU: it parses about 1% of what the processor actors compute, and a
@@ -36,43 +32,14 @@ reserved CPU would sit idle beside them (or leave a run that fits a node waiting
 READ_TASKS = 1
 """Concurrent read tasks. One parses thousands of records/s, far more than a few processor actors
 take (~150 records/s each); more would reorder the stream."""
-RECORD_COLUMNS = ("dataset", "source", "images", "roles", "texts")
-
-
-def _chunk_items(chunk: Chunk) -> Iterator[tuple[int, object]]:
-    data = Location.of(chunk.spec.annotation).read_range(chunk.start, chunk.end).decode("utf-8")
-    if chunk.spec.format == "paligemma_csv":
-        reader = csv.DictReader(io.StringIO(data, newline=""))
-        for i, row in enumerate(reader):
-            if i >= chunk.limit:
-                return
-            yield reader.line_num, row
-        return
-    for i, line in enumerate(data.splitlines()[: chunk.limit]):
-        if not line.strip():
-            continue
-        try:
-            yield chunk.first_line + i, json.loads(line)
-        except json.JSONDecodeError as err:
-            yield (
-                chunk.first_line + i,
-                RecordError(f"not valid JSON ({err.msg} at column {err.colno})"),
-            )
+RECORD_COLUMNS = ("dataset", "source", "images", "roles", "texts", "position")
 
 
 def read_chunk(chunk: Chunk, report, policy: str) -> list[dict[str, Any]]:
     """Parse one planned chunk into record rows; report the bad ones."""
-    good, bad = [], []
-    for line_no, item in _chunk_items(chunk):
-        parsed = parse_item(
-            chunk.spec, f"{chunk.spec.annotation}:{line_no}", item, verify_images=False
-        )
-        if isinstance(parsed, BadRecord):
-            bad.append({**parsed.to_dict(), "kind": "invalid"})
-        else:
-            good.append(parsed.to_row())
+    good, bad = chunk_records(chunk)
     report_or_raise(report, bad, policy)
-    return good
+    return [record.to_row() for record in good]
 
 
 def read_chunks(batch: dict[str, np.ndarray], report, policy: str) -> dict[str, list[Any]]:

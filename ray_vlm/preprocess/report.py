@@ -2,8 +2,7 @@
 
 ``RecordReport`` is a small Ray actor shared by every read and preprocessing task of a pipeline:
 tasks add ``{dataset, source, reason, kind}`` items; the driver reads counts and the list.
-Kinds: ``invalid`` (the record does not parse), ``image`` (an image does not decode),
-``too_long`` (image tokens + prompt exceed ``data.max_seq_len``), ``truncated`` (kept, text cut).
+Kinds and the ``data.bad_records`` policy: ``bad_records.py``.
 """
 
 from __future__ import annotations
@@ -12,12 +11,9 @@ from collections import Counter
 
 import ray
 
-ERROR_KINDS = ("invalid", "image", "too_long")
+from ray_vlm.preprocess.bad_records import ERROR_KINDS, raise_on_fail
+
 MAX_LISTED = 10_000
-
-
-class BadRecordError(RuntimeError):
-    """Raised under ``data.bad_records=fail`` at the first unusable record."""
 
 
 @ray.remote(num_cpus=0)
@@ -48,11 +44,5 @@ def report_or_raise(report, items: list[dict[str, str]], policy: str) -> None:
     """Send ``items`` to the report; under the ``fail`` policy raise on the first error item."""
     if not items:
         return
-    errors = [i for i in items if i["kind"] in ERROR_KINDS]
-    if errors and policy == "fail":
-        first = errors[0]
-        raise BadRecordError(
-            f"{first['source']}: {first['reason']} "
-            "(data.bad_records=fail stops at the first bad record; use skip to count and go on)"
-        )
+    raise_on_fail(items, policy)
     ray.get(report.add.remote(items))

@@ -78,24 +78,25 @@ class Demand:
         return ", ".join(dict.fromkeys(keys))
 
 
-def data_demand(cfg: DataConfig) -> Demand:
-    """The Ray Data pipeline of ``preprocess.pipeline.build_dataset``."""
+def data_demand(cfg: DataConfig, pipelines: int = 1) -> Demand:
+    """``pipelines`` Ray Data pipelines of ``preprocess.pipeline.build_dataset`` sharing
+    ``data.preprocess_workers`` actors (at least one each)."""
     return Demand(
         (
             Part(
                 "preprocessing actors",
-                cfg.preprocess_workers,
+                max(cfg.preprocess_workers, pipelines),
                 ENCODE_CPUS,
                 0,
                 "data.preprocess_workers",
             ),
-            Part("read tasks", READ_TASKS, READ_CPUS, 0, "data.preprocess_workers"),
+            Part("read tasks", READ_TASKS * pipelines, READ_CPUS, 0, "data.preprocess_workers"),
         )
     )
 
 
 def train_demand(cfg: FinetuneConfig) -> Demand:
-    """Training workers plus the data pipeline feeding them, all running at once."""
+    """Training workers plus the data pipelines feeding them (one per worker), all at once."""
     dist = cfg.distributed
     worker = Part(
         "train workers",
@@ -106,7 +107,7 @@ def train_demand(cfg: FinetuneConfig) -> Demand:
         "distributed.cpus_per_worker",
         "distributed.gpus_per_worker",
     )
-    return Demand((worker,)) + data_demand(cfg.data)
+    return Demand((worker,)) + data_demand(cfg.data, pipelines=dist.num_workers)
 
 
 def serve_demand(cfg: ServeConfig) -> Demand:

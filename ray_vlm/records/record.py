@@ -26,12 +26,14 @@ class Record:
     ``turns``: alternating user/assistant turns, starting with ``user``, ending with ``assistant``.
     ``source``: where it came from, ``file:line`` (1-based), for error messages.
     ``dataset``: the registry name of its source.
+    ``position``: its place in a training run's data plan (``preprocess.stream_plan``), -1 outside.
     """
 
     dataset: str
     source: str
     images: tuple[str, ...]
     turns: tuple[Turn, ...]
+    position: int = -1
 
     @property
     def prompt(self) -> str:
@@ -51,12 +53,14 @@ class Record:
             "images": list(self.images),
             "roles": [t.role for t in self.turns],
             "texts": [t.text for t in self.turns],
+            "position": self.position,
         }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Record:
         turns = tuple(Turn(r, t) for r, t in zip(row["roles"], row["texts"], strict=True))
-        return cls(row["dataset"], row["source"], tuple(row["images"]), turns)
+        position = int(row["position"])
+        return cls(row["dataset"], row["source"], tuple(row["images"]), turns, position)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from transformers import PreTrainedModel, ProcessorMixin
 
+from ray_vlm.device import inference_device, inference_dtype
 from ray_vlm.export import resolve_model_dir
-from ray_vlm.model import TORCH_DTYPES, load_model, load_processor
+from ray_vlm.model import load_model, load_processor
 
 
 def load_for_serving(
@@ -20,9 +20,6 @@ def load_for_serving(
     ``dtype`` is ``auto`` (bfloat16 on GPU, float32 on CPU) or a key of ``TORCH_DTYPES``;
     ``processor_kwargs`` override the processor's saved settings (``ServeConfig.processor_kwargs``).
     """
-    cuda = torch.cuda.is_available()
-    if dtype == "auto":
-        dtype = "bfloat16" if cuda else "float32"
     path = resolve_model_dir(ckpt)
-    model = load_model(path, dtype=TORCH_DTYPES[dtype]).to("cuda" if cuda else "cpu").eval()
+    model = load_model(path, dtype=inference_dtype(dtype)).to(inference_device()).eval()
     return model, load_processor(path, processor_kwargs)

@@ -1,11 +1,16 @@
-"""A worker's micro-batches: its Ray Data shard -> length-grouped, padded model inputs, forever.
+"""A rank's micro-batches: its encoded rows -> length-grouped, padded model inputs, exactly once.
 
-``MicroBatches(shard, cfg, processor, skip)`` iterates the shard (``ray.train.get_dataset_shard``),
-skipping the first ``skip`` rows (the data position of a resumed run), groups rows by length
-(``data.group_by_length``), pads them with ``preprocess.batching.collate`` and starts a new pass
-over the shard when it runs out. ``next()`` returns a ``MicroBatch``: the model's keyword arguments
+``MicroBatches(rows, cfg, processor, start, index_of, token_types)`` reads the rank's rows (its
+sequence of the run's ``DataOrder`` from ``start.next_index`` on, each row carrying its plan
+``position``), cuts them into windows of ``batch_size x data.length_group_batches`` examples
+(``data.group_by_length``), sorts each window by length into batches in an order drawn from the
+window's number, pads them with ``preprocess.batching.collate``. After a resume the first window
+is the one the checkpoint stood in: rebuilt from the same rows, its batches already trained
+(``start.done``) are skipped. ``position`` is where the rank stands after the last batch handed
+out (what a checkpoint saves). ``next()`` returns a ``MicroBatch``: the model's keyword arguments
 (``batching.collate``'s CPU tensors; ``token_type_ids`` only for models whose ``forward`` takes
-them), the real examples' count, tokens, answer tokens and record ids.
+them), the real examples' count, tokens, answer tokens and record ids. A rank whose rows run out
+raises ``DataExhaustedError`` (the plan holds a margin for rejected records; see ``data_plan``).
 
 ZeRO-3 trap: a rank whose micro-batch holds no image would skip the vision tower, while ranks with
 images gather its parameters; the collectives would no longer match and every rank would hang.
@@ -17,7 +22,7 @@ nothing to the loss.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +33,18 @@ from PIL import Image
 from transformers import ProcessorMixin
 
 from ray_vlm.config import FinetuneConfig
-from ray_vlm.preprocess.batching import collate, length_grouped
+from ray_vlm.preprocess.batching import collate, window_batches, windows
 from ray_vlm.preprocess.encode import IGNORE, Encoder
 from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.records import ASSISTANT, USER, Record, Turn
+from ray_vlm.train.data_order import RankPosition
 from ray_vlm.train.loss import answer_tokens
 
 Inputs = dict[str, torch.Tensor]
+
+
+class DataExhaustedError(RuntimeError):
+    """A rank trained on every record of its share of the plan before the run's last step."""
 
 
 @dataclass(frozen=True)
@@ -64,20 +74,21 @@ def dummy_image_example(processor: ProcessorMixin, max_seq_len: int) -> dict[str
 class MicroBatches:
     def __init__(
         self,
-        shard,
+        rows: Iterable[dict[str, Any]],
         cfg: FinetuneConfig,
         processor: ProcessorMixin,
-        skip: int,
+        start: RankPosition,
+        index_of: Callable[[int], int],
         token_types: bool,
     ) -> None:
-        self.shard = shard
         self.cfg = cfg
         self.pad_id = processor.tokenizer.pad_token_id
         self.pixels = PixelNormalizer.of(processor)
         self.dummy = dummy_image_example(processor, cfg.data.max_seq_len)
-        self.skip = skip
         self.token_types = token_types
-        self._batches = self._forever()
+        self.position = start
+        self._index_of = index_of
+        self._batches = self._stream(rows, start)
 
     def __iter__(self) -> MicroBatches:
         return self
@@ -85,33 +96,43 @@ class MicroBatches:
     def __next__(self) -> MicroBatch:
         return next(self._batches)
 
-    def _rows(self) -> Iterator[dict[str, Any]]:
-        seen = 0
-        for row in self.shard.iter_rows():
-            seen += 1
-            if self.skip:
-                self.skip -= 1
-                continue
-            yield row
-        if seen == 0:
-            raise RuntimeError(
-                f"no usable training records in data.datamix={self.cfg.data.datamix!r}: "
-                "run `ray-vlm check-data` with the same config to see why"
+    def _stream(self, rows: Iterable[dict[str, Any]], start: RankPosition) -> Iterator[MicroBatch]:
+        data = self.cfg.data
+        size = self.cfg.batch_size * (data.length_group_batches if data.group_by_length else 1)
+        trained = set(start.done)
+        for number, window in enumerate(windows(rows, size), start=start.window):
+            first = self._index_of(int(window[0]["position"]))
+            after = self._index_of(int(window[-1]["position"])) + 1
+            batches = window_batches(
+                window, self.cfg.batch_size, data.group_by_length, self.cfg.seed, number
             )
+            done: list[int] = []
+            for k, examples in enumerate(batches):
+                positions = [int(e["position"]) for e in examples]
+                done += positions
+                last = k == len(batches) - 1
+                self.position = (
+                    RankPosition(after, number + 1)
+                    if last
+                    else RankPosition(first, number, tuple(done))
+                )
+                if trained.issuperset(positions):
+                    continue  # a rebuilt window: this batch trained before the checkpoint
+                yield self._micro_batch(examples)
+            trained = set()
+        raise DataExhaustedError(
+            f"a training worker used up its share of the data plan at index "
+            f"{self.position.next_index}: more records of data.datamix={data.datamix!r} were "
+            "rejected than the plan allows for; run `ray-vlm check-data` with the same config"
+        )
 
-    def _forever(self) -> Iterator[MicroBatch]:
-        group = self.cfg.data.length_group_batches if self.cfg.data.group_by_length else 1
-        epoch = 0
-        while True:
-            rows = self._rows()
-            for examples in length_grouped(rows, self.cfg.batch_size, group, self.cfg.seed + epoch):
-                tokens = sum(int(e["num_tokens"]) for e in examples)
-                ids = tuple(str(e["source"]) for e in examples)
-                real = len(examples)
-                if not any(int(e["num_images"]) for e in examples):
-                    examples = [*examples, self.dummy]
-                inputs = collate(examples, self.pad_id, self.pixels)
-                if not self.token_types:
-                    del inputs["token_type_ids"]
-                yield MicroBatch(inputs, real, tokens, answer_tokens(inputs["labels"]), ids)
-            epoch += 1
+    def _micro_batch(self, examples: list[dict[str, Any]]) -> MicroBatch:
+        tokens = sum(int(e["num_tokens"]) for e in examples)
+        ids = tuple(str(e["source"]) for e in examples)
+        real = len(examples)
+        if not any(int(e["num_images"]) for e in examples):
+            examples = [*examples, self.dummy]
+        inputs = collate(examples, self.pad_id, self.pixels)
+        if not self.token_types:
+            del inputs["token_type_ids"]
+        return MicroBatch(inputs, real, tokens, answer_tokens(inputs["labels"]), ids)

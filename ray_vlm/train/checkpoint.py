@@ -1,10 +1,11 @@
-"""Save and restore a run's checkpoint from inside a Ray Train worker (layout: ``run_state.py``).
+"""Save and restore a run's checkpoint from inside a training worker (layout: ``run_state.py``).
 
 Saving follows Ray's DeepSpeed pattern: every rank writes its part into a local temporary folder
 (``engine.save_checkpoint`` writes each rank's ZeRO shards, so weights are never empty under ZeRO-3)
-and hands it to ``ray.train.report(checkpoint=..., checkpoint_dir_name=<step>)``, which merges all
-ranks' files into ``<dump_dir>/checkpoints/<step>/`` and registers the checkpoint only once every
-rank has reported: a crash mid-save leaves an unregistered folder that no resume uses.
+and hands it to its ``Session``'s ``report``: on Ray Train, ``ray.train.report(checkpoint=...,
+checkpoint_dir_name=<step>)``, which merges all ranks' files into ``<dump_dir>/checkpoints/<step>/``
+and registers the checkpoint only once every rank has reported: a crash mid-save leaves an
+unregistered folder that no resume uses.
 
 Restoring: on the same world size and ZeRO stage, ``engine.load_checkpoint`` (weights, optimizer,
 scheduler). ZeRO shards cannot be loaded on another world size (DeepSpeed #5405) or stage; then the
@@ -15,34 +16,45 @@ partitioned by ZeRO-3, rank 0 reads each weight and DeepSpeed scatters it.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import deepspeed
-import ray.train
 import torch
 import torch.distributed as dist
 from deepspeed import DeepSpeedEngine
-from ray.train import Checkpoint
 from transformers import PretrainedConfig, ProcessorMixin
 
 from ray_vlm.config import FinetuneConfig, load_config, save_config
-from ray_vlm.train.run_state import DS_TAG, HF_DIR, TrainState, read_state, step_dir_name
+from ray_vlm.train.data_order import DataOrder
+from ray_vlm.train.run_state import (
+    DATA_ORDER,
+    DS_TAG,
+    HF_DIR,
+    TrainState,
+    read_state,
+    step_dir_name,
+)
+from ray_vlm.train.session import Session
 from ray_vlm.train.zero_files import ZeroWeights
 
 
 def save_checkpoint(
     engine: DeepSpeedEngine,
     state: TrainState,
+    order: DataOrder,
     cfg: FinetuneConfig,
     base: tuple[PretrainedConfig, object, ProcessorMixin],
+    session: Session,
     metrics: dict,
 ) -> None:
-    """Every rank: write this rank's part of checkpoint ``state.step`` and report it to Ray.
+    """Every rank: write this rank's part of checkpoint ``state.step`` and report it.
 
-    ``base`` is the base model's ``(config, generation_config, processor)``, saved by rank 0 into
-    ``hf/`` so that consolidation needs nothing but the checkpoint folder.
+    ``order`` is the ``DataOrder`` the ranks' ``state.position`` refer to; ``base`` is the base
+    model's ``(config, generation_config, processor)``; rank 0 saves both (``data_order.json``,
+    ``hf/``) so that resuming and consolidation need nothing but the checkpoint folder.
     """
     tmp = Path(tempfile.mkdtemp(prefix="ray_vlm_ckpt_"))
     try:
@@ -50,16 +62,13 @@ def save_checkpoint(
         state.save(tmp)
         if state.rank == 0:
             save_config(cfg, tmp / "config.yaml")
+            (tmp / DATA_ORDER).write_text(json.dumps(order.to_dict()))
             model_config, generation_config, processor = base
             model_config.save_pretrained(tmp / HF_DIR)
             if generation_config is not None:
                 generation_config.save_pretrained(tmp / HF_DIR)
             processor.save_pretrained(tmp / HF_DIR)
-        ray.train.report(
-            metrics,
-            checkpoint=Checkpoint.from_directory(str(tmp)),
-            checkpoint_dir_name=step_dir_name(state.step),
-        )
+        session.report(metrics, tmp, step_dir_name(state.step))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

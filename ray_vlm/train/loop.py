@@ -1,53 +1,50 @@
-"""The training recipe every Ray Train worker runs: setup, then optimizer steps, saving as it goes.
+"""The training recipe every worker runs: setup, then optimizer steps, saving as it goes.
 
-``train_loop({"cfg": FinetuneConfig, "plan_offset": int})`` is the ``TorchTrainer``'s
-``train_loop_per_worker`` (``plan_offset``: examples the driver already cut from the front of the
-data plan, see ``run_state.py``). Per worker:
+``Recipe(cfg, data, session)`` runs on a Ray Train worker (``ray_session.train_loop``) or on a
+``torchrun`` process without Ray (``local_session``); ``data`` is the driver's ``DataStart``
+(plan, ``DataOrder``, rank positions), ``session`` the runner's ``Session``. Per worker:
 
 1. setup: load the model from ``checkpoint.init_ckpt_path`` in the run's precision (under ZeRO-3
-   partitioned while it is built, rank 0 reading the weights: ``model.load_model``), choose what trains
-   (``train.trainable.apply_trainable``), restore from ``ray.train.get_checkpoint()`` when Ray
-   hands one over (a restarted worker group or a re-run on the same ``dump_dir``), wrap it in a
-   DeepSpeed engine (ZeRO stage, AdamW, clipping: ``deepspeed_config.py``; warm-up + cosine lr:
-   ``schedule.py``), and position the data stream past what was consumed;
+   partitioned while it is built, rank 0 reading the weights: ``model.load_model``), choose what
+   trains (``train.trainable.apply_trainable``), build the DeepSpeed engine (ZeRO stage, AdamW,
+   clipping: ``deepspeed_config.py``; warm-up + cosine lr: ``schedule.py``) restored from the
+   session's checkpoint if there is one (``engine.py``), and open this rank's rows exactly where
+   that checkpoint stood (``data_order.py``, ``batches.py``);
 2. each step: ``grad_acc_steps`` micro-batches of ``batch_size`` examples, moved to the engine's
    device; one all-reduce of their answer-token count, then per micro-batch forward,
    ``engine.backward`` of its summed answer-token loss scaled to the global mean (``loss.py``),
    ``engine.step``; one all-reduce of ``[loss sum, answer tokens, examples, tokens]`` for the logs
-   and the data position (collectives on the engine's device: NCCL takes CUDA tensors only);
+   (collectives on the engine's device: NCCL takes CUDA tensors only);
 3. every ``logging.freq`` steps rank 0 writes metrics; every ``checkpoint.dump.every`` steps and at
-   the last step every rank saves its part of a checkpoint (``checkpoint.py``).
+   the last step every rank saves its part of a checkpoint with its data position
+   (``checkpoint.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
 from pathlib import Path
 
 import deepspeed
-import ray.train
 import torch
 import torch.distributed as dist
 
 from ray_vlm.config import FinetuneConfig
 from ray_vlm.device import to_device
 from ray_vlm.model import load_model, load_processor
+from ray_vlm.preprocess.stream_plan import pieces
 from ray_vlm.train.batches import MicroBatch, MicroBatches
-from ray_vlm.train.checkpoint import (
-    checkpoint_state,
-    load_consolidated,
-    load_engine_state,
-    save_checkpoint,
-    saved_zero_stage,
-)
+from ray_vlm.train.checkpoint import save_checkpoint
+from ray_vlm.train.data_order import DataOrder, RankPosition
+from ray_vlm.train.data_plan import DataStart
 from ray_vlm.train.deepspeed_config import deepspeed_config, run_dtype
+from ray_vlm.train.engine import build_engine
 from ray_vlm.train.host_memory import setup_allocations
 from ray_vlm.train.loss import backward_scale, summed_token_loss
 from ray_vlm.train.metrics import RunLog
-from ray_vlm.train.run_state import TrainState, skip_rows
-from ray_vlm.train.schedule import scheduler_factory
+from ray_vlm.train.run_state import TrainState, data_position
+from ray_vlm.train.session import Session
 from ray_vlm.train.trainable import apply_trainable, trainable_report
 
 
@@ -57,20 +54,28 @@ def _grad_norm(engine: deepspeed.DeepSpeedEngine) -> float:
     return float("nan") if norm is None else float(norm)
 
 
-def train_loop(config: dict) -> None:
-    Recipe(config["cfg"], config["plan_offset"]).train()
+def _start_position(
+    data: DataStart, folder: Path | None, state: TrainState | None, rank: int, world: int
+) -> tuple[DataOrder, RankPosition]:
+    """Where this rank's data starts: the position in the checkpoint it restored when that was
+    saved on this world size (also after a restart the driver did not see), else the driver's
+    (a fresh run, or untrained positions dealt anew to another world size)."""
+    if folder is not None and state is not None and state.world_size == world:
+        order, positions = data_position(folder)
+        return order.extended(data.order.end), positions[rank]
+    return data.order, data.positions[rank]
 
 
 class Recipe:
-    def __init__(self, cfg: FinetuneConfig, plan_offset: int) -> None:
-        ctx = ray.train.get_context()
+    def __init__(self, cfg: FinetuneConfig, data: DataStart, session: Session) -> None:
         self.cfg = cfg
-        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        self.session = session
+        self.rank, self.world = session.rank, session.world
         torch.manual_seed(cfg.seed)
         processor = load_processor(cfg.checkpoint.init_ckpt_path, cfg.model.processor_kwargs)
         ds_config = deepspeed_config(cfg, self.world)
         zero3 = ds_config if cfg.distributed.zero_stage == 3 else None
-        with setup_allocations():
+        with setup_allocations(), session.restored() as folder:
             model = load_model(cfg.checkpoint.init_ckpt_path, run_dtype(cfg.distributed), zero3)
             self.base = (model.config, model.generation_config, processor)
             token_types = "token_type_ids" in inspect.signature(model.forward).parameters
@@ -78,7 +83,8 @@ class Recipe:
                 model.gradient_checkpointing_enable({"use_reentrant": False})
             model = apply_trainable(model, cfg.model)
             report = trainable_report(model)
-            self.engine, state, notes = self._engine(model, ds_config)
+            self.engine, state, notes = build_engine(model, ds_config, cfg, self.world, folder)
+            self.order, start = _start_position(data, folder, state, self.rank, self.world)
         self.step = state.step if state else 0
         self.samples = state.samples if state else 0
         self.log = RunLog(cfg.dump_dir, self.step) if self.rank == 0 else None
@@ -87,47 +93,15 @@ class Recipe:
             self._note(f"  {name}: {trainable:,} of {total:,} parameters train")
         for note in notes:
             self._note(note)
-        skip = skip_rows(self.samples, plan_offset, self.world)
-        shard = ray.train.get_dataset_shard("train")
-        self.batches = MicroBatches(shard, cfg, processor, skip, token_types)
-
-    def _engine(
-        self, model, ds_config: dict
-    ) -> tuple[deepspeed.DeepSpeedEngine, TrainState | None, list[str]]:
-        """The DeepSpeed engine on ``ds_config`` (the dict the model was loaded with), restored
-        from Ray's checkpoint when there is one."""
-        checkpoint = ray.train.get_checkpoint()
-        notes: list[str] = []
-        opened = checkpoint.as_directory() if checkpoint else contextlib.nullcontext(None)
-        with opened as folder:
-            state = checkpoint_state(Path(folder)) if folder else None
-            stage = self.cfg.distributed.zero_stage
-            saved = (state.world_size, saved_zero_stage(Path(folder))) if state else None
-            reshard = saved is not None and saved != (self.world, stage)
-            if reshard:
-                load_consolidated(model, Path(folder))
-            engine, *_ = deepspeed.initialize(
-                model=model,
-                model_parameters=[p for p in model.parameters() if p.requires_grad],
-                config=ds_config,
-                lr_scheduler=scheduler_factory(self.cfg.optim, self.cfg.steps),
-            )
-            if state is not None and not reshard:
-                load_engine_state(engine, Path(folder))
-        if state is not None:
-            notes.append(f"resumed from step {state.step} ({state.samples} examples consumed)")
-        if reshard:
-            # LambdaLR recomputes the lr from its position; the optimizer moments are lost.
-            engine.lr_scheduler.last_epoch = state.step - 1
-            engine.lr_scheduler.step()
-            notes.append(
-                f"WARNING: the checkpoint was saved by {saved[0]} workers with ZeRO stage {saved[1]}, "
-                f"this run has {self.world} with stage {stage}: ZeRO shards cannot be re-split, so "
-                "the consolidated fp32 weights were loaded and the optimizer state starts fresh "
-                "(the lr schedule continues)"
-            )
-        engine.train()
-        return engine, state, notes
+        rows = session.rows(pieces(data.plan, self.order.sequence(self.rank, start.next_index)))
+        self.batches = MicroBatches(
+            rows,
+            cfg,
+            processor,
+            start,
+            lambda position: self.order.index(self.rank, position),
+            token_types,
+        )
 
     def _note(self, text: str) -> None:
         if self.log is not None:
@@ -181,8 +155,10 @@ class Recipe:
                 window.zero_()
                 started = time.perf_counter()
             if (every > 0 and self.step % every == 0) or self.step == cfg.steps:
-                state = TrainState(self.step, self.samples, self.world, self.rank, cfg.seed)
-                save_checkpoint(self.engine, state, cfg, self.base, row)
+                state = TrainState(
+                    self.step, self.samples, self.world, self.rank, cfg.seed, self.batches.position
+                )
+                save_checkpoint(self.engine, state, self.order, cfg, self.base, self.session, row)
 
     def _log_record_ids(self, ids: list[tuple[str, ...]]) -> None:
         """Rank 0 writes which records every rank's micro-batches of this step held."""

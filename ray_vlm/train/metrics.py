@@ -10,7 +10,7 @@ unpadded examples and tokens of all ranks since the previous line). ``record_ids
 object per step, ``{"step", "ranks": [[ids of micro-batch 0, ...] per rank]}``. On resume, lines
 past the resumed step are dropped first, so a restarted stretch is not counted twice.
 ``train.log`` gets a readable progress line per logged step and the run's notes; each line is
-also printed (the driver echoes ``train.log`` while it runs).
+also printed (the driver follows ``train.log`` with a progress bar: ``progress.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 
 from ray_vlm.storage import Location
 
@@ -25,6 +26,15 @@ METRICS = "metrics.jsonl"
 RECORD_IDS = "record_ids.jsonl"
 TRAIN_LOG = "train.log"
 LOSS_PNG = "loss.png"
+
+
+PROGRESS = re.compile(r"^step (\d+)/\d+  loss (\S+)")
+
+
+def parse_progress(line: str) -> tuple[int, float] | None:
+    """``(step, loss)`` of a progress line ``RunLog.metrics`` wrote, else ``None``."""
+    match = PROGRESS.match(line)
+    return (int(match[1]), float(match[2])) if match else None
 
 
 def read_metrics(dump_dir: str | os.PathLike | Location, name: str = METRICS) -> list[dict]:

@@ -4,26 +4,31 @@
 
 - ``ds/zero_pp_rank_<r>_mp_rank_00_{model,optim}_states.pt`` + ``latest`` (``engine.save_checkpoint``
   of every rank, tag ``ds``);
-- ``train_state_<rank, 5 digits>.json``: a ``TrainState`` per rank;
+- ``train_state_<rank, 5 digits>.json``: a ``TrainState`` per rank, with the rank's exact data
+  position (``data_order.RankPosition``);
+- ``data_order.json``: the ``DataOrder`` the ranks' positions refer to (rank 0);
 - ``config.yaml``: the resolved ``FinetuneConfig``;
 - ``hf/``: the base model's config, generation config and processor (rank 0).
 
-The data position is ``samples``: examples consumed by all ranks together. A resumed run skips
-them: the driver drops the whole plan chunks they cover (``plan_offset``), each rank skips its share
-of the rest (``skip_rows``).
+The run's data plan itself is ``<dump_dir>/data_plan.json`` (``trainer.py``), written once and only
+ever extended, so the positions of every checkpoint keep their meaning.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ray_vlm.storage import Location
+from ray_vlm.train.data_order import DataOrder, RankPosition
 
 CHECKPOINTS = "checkpoints"
 DS_TAG = "ds"
 HF_DIR = "hf"
+DATA_ORDER = "data_order.json"
+RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"
+"""Ray Train's record of the checkpoints it registered (in ``<dump_dir>/checkpoints``)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class TrainState:
     world_size: int
     rank: int
     seed: int
+    position: RankPosition = field(default_factory=RankPosition)
+    """This rank's place in the checkpoint's ``DataOrder``."""
 
     def save(self, folder: str | os.PathLike | Location) -> Location:
         path = Location.of(folder) / state_file(self.rank)
@@ -43,7 +50,10 @@ class TrainState:
 
     @classmethod
     def load(cls, path: str | os.PathLike | Location) -> TrainState:
-        return cls(**json.loads(Location.of(path).read_text()))
+        data = json.loads(Location.of(path).read_text())
+        p = data.pop("position")
+        position = RankPosition(p["next_index"], p["window"], tuple(p["done"]))
+        return cls(**data, position=position)
 
 
 def state_file(rank: int) -> str:
@@ -67,8 +77,13 @@ def read_state(step_dir: str | os.PathLike | Location) -> TrainState | None:
 
 
 def latest_state(dump_dir: str | os.PathLike | Location) -> TrainState | None:
-    """The state of the newest complete checkpoint under ``dump_dir/checkpoints``, if any."""
+    """The state of the newest checkpoint under ``dump_dir/checkpoints``: the one Ray Train
+    registered last (what it resumes from), or without Ray's record the newest complete one."""
     folder = Location.of(dump_dir) / CHECKPOINTS
+    snapshot = folder / RAY_SNAPSHOT
+    if snapshot.exists():
+        latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+        return read_state(folder / latest["checkpoint_dir_name"]) if latest else None
     steps = [d for d in folder.iterdir() if len(d.name) == 10 and d.name.isdigit()]
     for step_dir in reversed(steps):
         state = read_state(step_dir)
@@ -77,6 +92,11 @@ def latest_state(dump_dir: str | os.PathLike | Location) -> TrainState | None:
     return None
 
 
-def skip_rows(samples: int, plan_offset: int, world_size: int) -> int:
-    """Rows each rank skips on resume: its share of what the trimmed plan still holds."""
-    return max(0, samples - plan_offset) // world_size
+def data_position(
+    step_dir: str | os.PathLike | Location,
+) -> tuple[DataOrder, dict[int, RankPosition]]:
+    """The data order of a complete checkpoint and every rank's position in it."""
+    step_dir = Location.of(step_dir)
+    order = DataOrder.from_dict(json.loads((step_dir / DATA_ORDER).read_text()))
+    ranks = range(order.world)
+    return order, {r: TrainState.load(step_dir / state_file(r)).position for r in ranks}

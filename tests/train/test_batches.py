@@ -1,12 +1,10 @@
-"""A worker's micro-batches from a real Ray Data iterator: dummy image, skipping, new passes."""
+"""A rank's micro-batches: the dummy image, and an exact continuation from any saved position."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import ray
 import torch
 
 from ray_vlm.config import DataConfig, FinetuneConfig
@@ -15,13 +13,13 @@ from ray_vlm.preprocess.batching import collate
 from ray_vlm.preprocess.encode import IGNORE, Encoder
 from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.records import ASSISTANT, USER, Record, Turn
-from ray_vlm.train.batches import MicroBatches
+from ray_vlm.train.batches import DataExhaustedError, MicroBatches
+from ray_vlm.train.data_order import RankPosition
 
-pytestmark = pytest.mark.usefixtures("ray_local")
 
-
-def _row(encoder: Encoder, question: str, answer: str, images: tuple[str, ...]) -> dict:
-    record = Record("t", "t:1", images, (Turn(USER, question), Turn(ASSISTANT, answer)))
+def _row(encoder: Encoder, n: int, question: str, answer: str, images: tuple[str, ...]) -> dict:
+    turns = (Turn(USER, question), Turn(ASSISTANT, answer))
+    record = Record("t", f"t:{n}", images, turns, position=n)
     return encoder.encode(record).row(record)
 
 
@@ -36,17 +34,30 @@ def rows(llava, demo_assets: Path) -> list[dict]:
     encoder = Encoder(llava[1], 512)
     image = str(next((demo_assets / "data/plm/shapes/images").glob("*.png")))
     return [
-        _row(encoder, "What is 2+2?", "4", ()),
-        _row(encoder, "Say hello.", "hello", ()),
-        _row(encoder, "Describe the image.", "a red circle on the left", (image,)),
-        _row(encoder, "Describe the image.", "a blue square on the top", (image,)),
+        _row(encoder, 0, "What is 2+2?", "4", ()),
+        _row(encoder, 1, "Say hello.", "hello", ()),
+        _row(encoder, 2, "Describe the image.", "a red circle on the left", (image,)),
+        _row(
+            encoder, 3, "Describe the image.", "a blue square on the top in a long answer", (image,)
+        ),
     ]
 
 
-def _batches(rows: list[dict], processor, skip: int = 0) -> MicroBatches:
-    cfg = FinetuneConfig(batch_size=2, data=DataConfig(group_by_length=False))
-    shard = ray.data.from_items(rows, override_num_blocks=1).iterator()
-    return MicroBatches(shard, cfg, processor, skip, token_types=False)
+def _cfg(batch_size: int = 2, **data) -> FinetuneConfig:
+    return FinetuneConfig(
+        batch_size=batch_size, data=DataConfig(**{"group_by_length": False, **data})
+    )
+
+
+def _batches(
+    rows: list[dict],
+    processor,
+    cfg: FinetuneConfig | None = None,
+    start: RankPosition | None = None,
+) -> MicroBatches:
+    """One rank of a one-rank run: a row's index in its sequence is its position."""
+    cfg = cfg or _cfg()
+    return MicroBatches(iter(rows), cfg, processor, start or RankPosition(), int, token_types=False)
 
 
 def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava) -> None:
@@ -54,7 +65,7 @@ def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava
     batch = next(_batches(rows, processor))
     inputs = batch.inputs
     assert (batch.examples, batch.tokens) == (2, rows[0]["num_tokens"] + rows[1]["num_tokens"])
-    assert batch.ids == ("t:1", "t:1")
+    assert batch.ids == ("t:0", "t:1")
     assert inputs["input_ids"].shape[0] == 3 and inputs["pixel_values"].shape[0] == 1
     assert (inputs["labels"][2] == IGNORE).all()
     assert "token_type_ids" not in inputs
@@ -64,11 +75,17 @@ def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava
         assert model(**inputs).loss.item() == pytest.approx(model(**plain).loss.item(), rel=1e-5)
 
 
-def test_skips_rows_and_starts_a_new_pass_when_the_shard_ends(rows, llava) -> None:
-    batches = _batches(rows, llava[1], skip=2)
-    first = next(batches)  # rows 2 and 3: images, no dummy
-    assert first.examples == 2 and first.inputs["input_ids"].shape[0] == 2
-    ids = first.inputs["input_ids"]
-    assert np.array_equal(ids[0, : rows[2]["num_tokens"]], rows[2]["input_ids"])
-    again = next(batches).inputs  # a new pass starts at row 0, skipping nothing
-    assert np.array_equal(again["input_ids"][0, : rows[0]["num_tokens"]], rows[0]["input_ids"])
+def _stream(batches: MicroBatches, n: int) -> list[tuple[tuple[str, ...], RankPosition]]:
+    return [(next(batches).ids, batches.position) for _ in range(n)]
+
+
+def test_a_resume_from_any_batch_continues_exactly_where_the_run_stood(rows, llava) -> None:
+    grouped = _cfg(batch_size=1, group_by_length=True, length_group_batches=2)
+    whole = _stream(_batches(rows, llava[1], grouped), 4)
+    assert sorted(ids for ids, _ in whole) == [(f"t:{i}",) for i in range(4)]
+    for cut in range(1, 4):
+        position = whole[cut - 1][1]
+        resumed = _batches(rows[position.next_index :], llava[1], grouped, position)
+        assert _stream(resumed, 4 - cut) == whole[cut:]
+    with pytest.raises(DataExhaustedError, match="check-data"):
+        next(_batches(rows[whole[-1][1].next_index :], llava[1], grouped, whole[-1][1]))

@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 
 from ray_vlm.config import ConfigError, FinetuneConfig, load_config
-from ray_vlm.preprocess.stream_plan import Chunk
-from ray_vlm.records import DatasetSpec
 from ray_vlm.train.deepspeed_config import deepspeed_config
-from ray_vlm.train.run_state import TrainState, latest_state, skip_rows
+from ray_vlm.train.run_state import TrainState, latest_state
 from ray_vlm.train.schedule import warmup_cosine
-from ray_vlm.train.trainer import planned_examples, trim_plan
 from tests.conftest import REPO
 
 
@@ -76,36 +73,6 @@ def test_warmup_then_cosine_to_the_floor() -> None:
     assert ratios[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 15 / 16)))
     assert warmup_cosine(optim, 20, 20) == pytest.approx(0.1)
     assert warmup_cosine(_cfg("optim.warmup=0").optim, 10, 0) == 1.0
-
-
-def _chunks(*limits: int) -> list[Chunk]:
-    spec = DatasetSpec(annotation="a.jsonl")
-    return [Chunk(spec, 0, 1, 1, n, n) for n in limits]
-
-
-def test_resume_skips_whole_chunks_then_rows() -> None:
-    plan = _chunks(64, 64, 64, 10)
-    rest, offset = trim_plan(plan, 150)  # 128 in two whole chunks, 22 rows of the third
-    assert rest == plan[2:] and offset == 128
-    assert skip_rows(150, offset, world_size=2) == 11
-    # a later restart in the same run counts from the same offset
-    assert skip_rows(170, offset, world_size=2) == 21
-    # past one pass over the plan: position within the pass
-    assert trim_plan(plan, 202 + 70) == (plan[1:], 202 + 64)
-    assert trim_plan(plan, 0) == (plan, 0)
-
-
-def test_the_plan_covers_what_a_resumed_run_still_consumes() -> None:
-    cfg = _cfg("steps=20", "batch_size=4", "grad_acc_steps=2", "distributed.num_workers=1")
-    assert planned_examples(cfg, None) == 20 * 8
-    # saved by 2 workers at step 8 (64 examples): 12 steps of 8 examples are left on 1 worker
-    state = TrainState(step=8, samples=64, world_size=2, rank=0, seed=0)
-    assert planned_examples(cfg, state) == 64 + 12 * 8
-    rest, offset = trim_plan(_chunks(*[16] * 10), 64)
-    assert sum(c.limit for c in rest) - (64 - offset) == 12 * 8
-    assert (
-        planned_examples(cfg, TrainState(step=20, samples=160, world_size=1, rank=0, seed=0)) == 160
-    )
 
 
 def test_latest_state_ignores_incomplete_checkpoints(tmp_path: Path) -> None:

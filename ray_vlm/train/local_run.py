@@ -1,0 +1,83 @@
+"""Fine-tune without Ray: ``python -m torch.distributed.run --nproc-per-node N -m
+ray_vlm.train.local_run config=<yaml> key=value ...``.
+
+The same recipe as ``train(cfg)`` (``loop.Recipe``), run by ``torchrun``'s processes with a
+``LocalSession``: NCCL on CUDA (each process on GPU ``LOCAL_RANK``), gloo on CPU. Rank 0 resolves
+the config and plans the data (``run_start``) and hands both to the other ranks. Used by the GPU
+checks (``tests/gpu``, ``make test-gpu``) on machines without Ray, and for one-node debugging;
+``ray_vlm.train.trainer`` is the way to train on a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+
+import torch
+import torch.distributed as dist
+
+from ray_vlm.config import FinetuneConfig, UserError, load_config
+from ray_vlm.train.local_session import LocalSession
+from ray_vlm.train.loop import Recipe
+from ray_vlm.train.metrics import plot_loss
+from ray_vlm.train.run_start import start_run
+
+
+def _init_process_group() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+
+
+def run(cfg: FinetuneConfig) -> None:
+    """Every ``torchrun`` process: train (or resume) the run ``cfg`` describes, on as many workers
+    as ``torchrun`` started, on GPU where there is one."""
+    cfg = replace(
+        cfg,
+        distributed=replace(
+            cfg.distributed, num_workers=dist.get_world_size(), use_gpu=torch.cuda.is_available()
+        ),
+    )
+    start: list[object] = [None]
+    if dist.get_rank() == 0:
+        try:
+            start[0] = start_run(cfg)
+        except UserError as err:  # every rank ends with it, none waits for the others
+            start[0] = err
+    dist.broadcast_object_list(start, src=0)
+    if isinstance(start[0], UserError):
+        raise start[0]
+    run_start = start[0]
+    if run_start.data is None:
+        return
+    session = LocalSession(run_start.cfg)
+    Recipe(run_start.cfg, run_start.data, session).train()
+    left = [None] * session.world
+    dist.all_gather_object(left, dict(session.left_out))
+    if session.rank == 0:
+        plot_loss(run_start.cfg.dump_dir)
+        total: dict[tuple[str, str], int] = {}
+        for counts in left:
+            for key, n in counts.items():
+                total[key] = total.get(key, 0) + n
+        for (dataset, kind), n in sorted(total.items()):
+            print(f"left out of {dataset}: {n} {kind}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _init_process_group()
+    try:
+        run(load_config(FinetuneConfig, sys.argv[1:] if argv is None else argv))
+    except UserError as err:
+        print(f"ray_vlm.train.local_run: {err}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The ``Session`` of a process ``torchrun`` started: training without Ray (``local_run.py``).
+
+For a machine with torch, transformers and DeepSpeed but no Ray (the GPU checks of
+``tests/gpu``), and for debugging one node. ``torch.distributed`` is initialised by
+``local_run``; each rank reads and encodes its own share of the plan in-process (``chunk_records``
++ ``encode_records``, no Ray Data), resumes from the newest complete checkpoint in
+``<dump_dir>/checkpoints`` and stores each checkpoint there itself: every rank copies its part,
+its ``train_state_*.json`` last (a checkpoint counts once every rank's state is there:
+``run_state.read_state``), then all ranks wait for each other; rank 0 keeps the newest
+``checkpoint.dump.keep`` (0: all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from ray_vlm.config import FinetuneConfig
+from ray_vlm.model import load_processor
+from ray_vlm.preprocess.bad_records import raise_on_fail
+from ray_vlm.preprocess.chunk_records import chunk_records
+from ray_vlm.preprocess.encode import Encoder, encode_records
+from ray_vlm.preprocess.stream_plan import Chunk
+from ray_vlm.storage import Location
+from ray_vlm.train.run_state import CHECKPOINTS, latest_state, state_file, step_dir_name
+
+
+class LocalSession:
+    def __init__(self, cfg: FinetuneConfig) -> None:
+        self.cfg = cfg
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.checkpoints = Location.of(cfg.dump_dir) / CHECKPOINTS
+        self.left_out: Counter[tuple[str, str]] = Counter()
+        """``(dataset, kind)`` -> records this rank left out or truncated."""
+
+    @contextlib.contextmanager
+    def restored(self) -> Iterator[Path | None]:
+        state = latest_state(self.cfg.dump_dir)
+        if state is None:
+            yield None
+            return
+        name = step_dir_name(state.step)
+        yield (self.checkpoints / name).local_copy(version=name)
+
+    def rows(self, pieces: list[Chunk]) -> Iterable[dict[str, Any]]:
+        model = self.cfg.model
+        processor = load_processor(self.cfg.checkpoint.init_ckpt_path, model.processor_kwargs)
+        encoder = Encoder(processor, self.cfg.data.max_seq_len)
+        for chunk in pieces:
+            records, bad = chunk_records(chunk)
+            rows, notes = encode_records(encoder, records)
+            for item in bad + notes:
+                self.left_out[(item["dataset"], item["kind"])] += 1
+            raise_on_fail(bad + notes, self.cfg.data.bad_records)
+            yield from rows
+
+    def report(self, metrics: dict, folder: Path, name: str) -> None:
+        target = self.checkpoints / name
+        state = folder / state_file(self.rank)
+        held = state.read_bytes()
+        state.unlink()
+        target.upload(folder)
+        (target / state.name).write_bytes(held)
+        dist.barrier()
+        keep = self.cfg.checkpoint.dump.keep
+        if self.rank == 0 and keep > 0:
+            steps = sorted((d for d in self.checkpoints.iterdir() if d.name.isdigit()), key=str)
+            for old in steps[:-keep]:
+                old.delete()

@@ -1,0 +1,72 @@
+"""The ``Session`` of a Ray Train worker, and ``train_loop``, the ``TorchTrainer``'s function.
+
+Each rank streams its own share of the plan through its own Ray Data pipeline (read task +
+preprocessing actors: ``data.preprocess_workers`` shared out over the ranks, at least one each),
+in plan order (``preserve_order``): the same rows in the same order on every run, which is what
+lets a resume continue exactly where a checkpoint stood. Checkpoints go to
+``ray.train.report``, which stores every rank's part under ``<dump_dir>/checkpoints/<step>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import ray.data
+import ray.train
+from ray.train import Checkpoint
+
+from ray_vlm.config import FinetuneConfig
+from ray_vlm.preprocess.pipeline import build_dataset
+from ray_vlm.preprocess.stream_plan import Chunk
+from ray_vlm.train.loop import Recipe
+
+
+def rank_actors(cfg: FinetuneConfig, rank: int) -> int:
+    """Preprocessing actors of ``rank``'s pipeline: ``data.preprocess_workers`` shared out, >= 1."""
+    total, world = cfg.data.preprocess_workers, cfg.distributed.num_workers
+    return max(1, total // world + (rank < total % world))
+
+
+class RaySession:
+    def __init__(self, cfg: FinetuneConfig, report) -> None:
+        context = ray.train.get_context()
+        self.rank, self.world = context.get_world_rank(), context.get_world_size()
+        self.cfg = cfg
+        self.report_actor = report
+
+    @contextlib.contextmanager
+    def restored(self) -> Iterator[Path | None]:
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            yield None
+            return
+        with checkpoint.as_directory() as folder:
+            yield Path(folder)
+
+    def rows(self, pieces: list[Chunk]) -> Iterable[dict[str, Any]]:
+        cfg = self.cfg
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        data = replace(cfg.data, preprocess_workers=rank_actors(cfg, self.rank))
+        dataset, _ = build_dataset(
+            pieces,
+            cfg.checkpoint.init_ckpt_path,
+            data,
+            cfg.model.processor_kwargs,
+            report=self.report_actor,
+        )
+        dataset.context.execution_options.preserve_order = True
+        return dataset.iter_rows()
+
+    def report(self, metrics: dict, folder: Path, name: str) -> None:
+        checkpoint = Checkpoint.from_directory(str(folder))
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
+
+
+def train_loop(config: dict) -> None:
+    """``{"cfg": FinetuneConfig, "data": DataStart, "report": RecordReport actor}`` -> a run."""
+    session = RaySession(config["cfg"], config["report"])
+    Recipe(config["cfg"], config["data"], session).train()

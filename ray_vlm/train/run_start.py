@@ -1,0 +1,59 @@
+"""What a fine-tune does before its workers start, whatever runs them (Ray Train or ``torchrun``).
+
+``start_run(cfg)`` makes local paths absolute (workers may run elsewhere), checks what the run
+must reach (``preflight.check_finetune``: ``UserError`` naming the key), writes the resolved
+config to ``<dump_dir>/config.yaml``, reads the newest checkpoint's state and, unless that
+checkpoint already finished the run, plans the data (``data_plan.data_start``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ray_vlm.config import FinetuneConfig, config_to_yaml
+from ray_vlm.preflight import check_finetune
+from ray_vlm.records import DatamixEntry, DatasetSpec
+from ray_vlm.storage import Location
+from ray_vlm.train.data_plan import DataStart, data_start
+from ray_vlm.train.run_state import TrainState, latest_state
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class RunStart:
+    cfg: FinetuneConfig
+    """The resolved config (local paths absolute, ``dump_dir`` a URI or absolute path)."""
+    sources: list[tuple[DatamixEntry, DatasetSpec]]
+    state: TrainState | None
+    """The newest checkpoint's state (``None``: a fresh run)."""
+    data: DataStart | None
+    """Where the workers' data starts; ``None`` when the checkpoint finished the run."""
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def resolved(cfg: FinetuneConfig) -> FinetuneConfig:
+    """``cfg`` with local paths that exist made absolute."""
+    return replace(
+        cfg,
+        dump_dir=Location.of(cfg.dump_dir).uri,
+        checkpoint=replace(cfg.checkpoint, init_ckpt_path=_absolute(cfg.checkpoint.init_ckpt_path)),
+        distributed=replace(
+            cfg.distributed, deepspeed_config=_absolute(cfg.distributed.deepspeed_config)
+        ),
+    )
+
+
+def start_run(cfg: FinetuneConfig) -> RunStart:
+    cfg = resolved(cfg)
+    sources = check_finetune(cfg)
+    dump_dir = Location.of(cfg.dump_dir)
+    (dump_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
+    state = latest_state(dump_dir)
+    finished = state is not None and state.step >= cfg.steps
+    data = None if finished else data_start(cfg, sources, state)
+    return RunStart(cfg, sources, state, data)

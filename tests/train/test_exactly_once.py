@@ -1,0 +1,118 @@
+"""Exactly once on Ray Train (real Ray, DeepSpeed ZeRO-3 on gloo, 2 workers, the tiny demo LLaVA).
+
+Three runs of one command, ``logging.record_ids`` on, checkpoints every 9 steps (in the middle
+of a length-grouping window): uninterrupted; with a training worker SIGKILLed after the step-9
+checkpoint (Ray Train restarts the group from it); with the driver SIGKILLed after that checkpoint
+and the command run again. The records each step trained on, rank by rank, are the same in all
+three: none missing, none twice, in the uninterrupted order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from ray_vlm.config import FinetuneConfig, config_to_yaml, load_config
+from ray_vlm.train.record_ids import step_ids
+from ray_vlm.train.run_state import read_state
+from ray_vlm.train.trainer import train
+from tests.conftest import REPO
+from tests.train.test_train_run import _raylet_children
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
+
+STEPS = 40
+
+
+def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:
+    return load_config(
+        FinetuneConfig,
+        [
+            f"dump_dir={dump_dir}",
+            f"checkpoint.init_ckpt_path={assets / 'models/llava'}",
+            f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero3.json'}",
+            f"data.datasets_yaml={assets / 'datasets.yaml'}",
+            "data.datamix=demo_captions:1,demo_vqa:1",
+            "data.preprocess_workers=1",
+            "batch_size=2", "data.length_group_batches=2", f"steps={STEPS}",
+            "checkpoint.dump.every=9", "checkpoint.dump.keep=0",
+            "logging.record_ids=true", "logging.freq=1",
+        ],
+    )  # fmt: skip
+
+
+def _wait_for_checkpoint(dump_dir: Path, step: int, alive=lambda: True) -> None:
+    step_dir = dump_dir / "checkpoints" / f"{step:010d}"
+    deadline = time.time() + 600
+    while read_state(step_dir) is None:
+        assert alive() and time.time() < deadline, f"no checkpoint {step_dir}"
+        time.sleep(0.05)
+
+
+def _ids(dump_dir: Path) -> dict:
+    ids = step_ids(dump_dir)
+    assert sorted(ids) == list(range(1, STEPS + 1))
+    return ids
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(demo_assets: Path, tmp_path_factory) -> dict:
+    dump_dir = tmp_path_factory.mktemp("once") / "whole"
+    train(_cfg(demo_assets, dump_dir))
+    return _ids(dump_dir)
+
+
+def test_a_killed_worker_costs_no_record_and_repeats_none(
+    demo_assets: Path, uninterrupted: dict, tmp_path: Path
+) -> None:
+    import threading
+
+    killed = []
+
+    def kill() -> None:
+        _wait_for_checkpoint(tmp_path / "run", 9)
+        for proc in _raylet_children():
+            if "RayTrainWorker" in " ".join(proc.cmdline()):
+                os.kill(proc.pid, signal.SIGKILL)
+                killed.append(proc.pid)
+                return
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    train(_cfg(demo_assets, tmp_path / "run"))
+    killer.join()
+    assert killed
+    assert "resumed from step" in (tmp_path / "run" / "train.log").read_text()
+    assert _ids(tmp_path / "run") == uninterrupted
+
+
+def test_a_killed_driver_then_the_same_command_costs_no_record_and_repeats_none(
+    demo_assets: Path, uninterrupted: dict, tmp_path: Path
+) -> None:
+    cfg = _cfg(demo_assets, tmp_path / "run")
+    (tmp_path / "run.yaml").write_text(config_to_yaml(cfg))
+    script = (
+        "from ray_vlm.config import FinetuneConfig, load_config\n"
+        "from ray_vlm.train.trainer import train\n"
+        f"train(load_config(FinetuneConfig, ['config={tmp_path / 'run.yaml'}']))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+    }
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=log, stderr=log)
+        _wait_for_checkpoint(tmp_path / "run", 9, alive=lambda: driver.poll() is None)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    train(cfg)
+    assert "resumed from step" in (tmp_path / "run" / "train.log").read_text()
+    assert _ids(tmp_path / "run") == uninterrupted
