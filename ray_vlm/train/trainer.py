@@ -41,6 +41,7 @@ from ray_vlm.train.host_memory import worker_malloc_env
 from ray_vlm.train.loop import train_loop
 from ray_vlm.train.metrics import TRAIN_LOG, plot_loss, read_metrics
 from ray_vlm.train.run_state import CHECKPOINTS, TrainState, latest_state, step_dir_name
+from ray_vlm.train.tracking import check_tracking, resolved_tracking_uri
 
 CONFIG_FILE = "config.yaml"
 
@@ -70,6 +71,9 @@ def _resolved(cfg: FinetuneConfig) -> FinetuneConfig:
         checkpoint=replace(cfg.checkpoint, init_ckpt_path=_absolute(cfg.checkpoint.init_ckpt_path)),
         distributed=replace(
             cfg.distributed, deepspeed_config=_absolute(cfg.distributed.deepspeed_config)
+        ),
+        logging=replace(
+            cfg.logging, mlflow_tracking_uri=resolved_tracking_uri(cfg.logging.mlflow_tracking_uri)
         ),
     )
 
@@ -168,6 +172,7 @@ def _user_error(error: BaseException) -> UserError | None:
 def train(cfg: FinetuneConfig) -> TrainResult:
     """Run (or resume) the fine-tuning ``cfg`` describes; returns where its outputs are."""
     cfg = _resolved(cfg)
+    check_tracking(cfg.logging)
     sources = check_finetune(cfg)
     dump_dir = Location.of(cfg.dump_dir)
     (dump_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
