@@ -104,6 +104,7 @@ def _norms(rank: int, world: int, port: int, out: str) -> None:
     Path(out, f"{rank}.json").write_text(json.dumps(found))
 
 
+@pytest.mark.slow  # two spawned ranks import torch and DeepSpeed: ~2 min on the loaded 2 cores
 def test_zero0_grad_norm_equals_deepspeeds_zero1_norm(tmp_path: Path) -> None:
     import socket
 

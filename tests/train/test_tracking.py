@@ -49,6 +49,7 @@ def tracked(demo_assets: Path, tmp_path_factory):
     return cfg, train_and_export(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
 def test_tensorboard_events_hold_every_metric_per_step(tracked) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -65,6 +66,7 @@ def test_tensorboard_events_hold_every_metric_per_step(tracked) -> None:
         )
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
 def test_mlflow_run_holds_params_metrics_and_export(tracked, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
