@@ -190,6 +190,18 @@ class LoggingConfig:
     record_ids: bool = False
     """Write the record ids (``file:line``) every rank trained on at each step to
     ``record_ids.jsonl`` in ``dump_dir`` (audits, the learning-parity benchmark)."""
+    tensorboard: bool = False
+    """Write every metrics line as TensorBoard scalars (tag = metric name, at its step) to
+    ``<dump_dir>/tensorboard/``; with ``dump_dir`` in a bucket they are written on rank 0's node
+    and uploaded after each line. Needs ``pip install 'ray-vlm[tracking]'``."""
+    mlflow_tracking_uri: str = ""
+    """Log the run to MLflow (``""``: off): a local store (``file:///abs/mlruns`` or a path, made
+    absolute on the driver; on a cluster rank 0's node writes it, so use a shared path) or a tracking
+    server (``http://host:5000``). The resolved config is logged as params (``section.key``), every
+    metrics line as metrics at its step, the export's location as the tag ``export_location``.
+    Needs ``pip install 'ray-vlm[tracking]'``."""
+    mlflow_experiment: str = "ray_vlm"
+    """MLflow experiment the run is logged under (created when missing); the run is named ``name``."""
 
 
 @dataclass

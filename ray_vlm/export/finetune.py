@@ -2,7 +2,8 @@
 
 ``train_and_export(cfg)`` trains (or resumes) ``cfg`` and consolidates the final checkpoint into
 its ``consolidated/`` folder (``<dump_dir>/checkpoints/<step>/consolidated``, in the bucket when
-``dump_dir`` is one), a Hugging Face directory plain ``transformers`` loads;
+``dump_dir`` is one), a Hugging Face directory plain ``transformers`` loads, and tags the run's
+MLflow run with its location when ``logging.mlflow_tracking_uri`` is set;
 ``resolve_model_dir(dump_dir)`` finds the same folder.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from ray_vlm.config import FinetuneConfig
 from ray_vlm.export.resolve import consolidate_at
 from ray_vlm.storage import Location
+from ray_vlm.train.tracking import log_export
 from ray_vlm.train.trainer import TrainResult, train
 
 
@@ -26,4 +28,6 @@ class FinetuneOutput:
 def train_and_export(cfg: FinetuneConfig) -> FinetuneOutput:
     """Train ``cfg`` (resuming what ``dump_dir`` holds) and export its final checkpoint."""
     result = train(cfg)
-    return FinetuneOutput(result, consolidate_at(result.checkpoint))
+    hf_dir = consolidate_at(result.checkpoint)
+    log_export(cfg, hf_dir)
+    return FinetuneOutput(result, hf_dir)

@@ -26,7 +26,6 @@ import inspect
 import time
 from pathlib import Path
 
-import deepspeed
 import torch
 import torch.distributed as dist
 
@@ -40,18 +39,14 @@ from ray_vlm.train.data_order import DataOrder, RankPosition
 from ray_vlm.train.data_plan import DataStart
 from ray_vlm.train.deepspeed_config import deepspeed_config, run_dtype
 from ray_vlm.train.engine import build_engine
+from ray_vlm.train.grad_norm import GradNorm
 from ray_vlm.train.host_memory import setup_allocations
 from ray_vlm.train.loss import backward_scale, summed_token_loss
 from ray_vlm.train.metrics import RunLog
 from ray_vlm.train.run_state import TrainState, data_position
 from ray_vlm.train.session import Session
+from ray_vlm.train.tracking import Trackers
 from ray_vlm.train.trainable import apply_trainable, trainable_report
-
-
-def _grad_norm(engine: deepspeed.DeepSpeedEngine) -> float:
-    """Global gradient norm before clipping; NaN where DeepSpeed keeps none (ZeRO-0 in fp32)."""
-    norm = engine.get_global_grad_norm()
-    return float("nan") if norm is None else float(norm)
 
 
 def _start_position(
@@ -85,9 +80,12 @@ class Recipe:
             report = trainable_report(model)
             self.engine, state, notes = build_engine(model, ds_config, cfg, self.world, folder)
             self.order, start = _start_position(data, folder, state, self.rank, self.world)
+        self.grad_norm = GradNorm(self.engine)
         self.step = state.step if state else 0
         self.samples = state.samples if state else 0
-        self.log = RunLog(cfg.dump_dir, self.step) if self.rank == 0 else None
+        self.log = (
+            RunLog(cfg.dump_dir, self.step, Trackers(cfg, self.step)) if self.rank == 0 else None
+        )
         self._note(f"[{cfg.name}] {self.world} workers, {_setup(cfg)}")
         for name, trainable, total in report:
             self._note(f"  {name}: {trainable:,} of {total:,} parameters train")
@@ -122,6 +120,7 @@ class Recipe:
             labels = inputs.pop("labels")
             summed = summed_token_loss(self.engine(**inputs).logits, labels)
             self.engine.backward(summed * scale, scale_wrt_gas=False)
+            self.grad_norm.before_step()
             self.engine.step()
             totals[0] += summed.detach().double()
         return totals, micro
@@ -143,7 +142,7 @@ class Recipe:
                 "step": self.step,
                 "loss": loss_sum / max(1.0, answer_tokens),
                 "lr": lr,
-                "grad_norm": _grad_norm(self.engine),
+                "grad_norm": self.grad_norm.value(),
             }
             if cfg.logging.record_ids:
                 self._log_record_ids([m.ids for m in micro])
@@ -159,6 +158,8 @@ class Recipe:
                     self.step, self.samples, self.world, self.rank, cfg.seed, self.batches.position
                 )
                 save_checkpoint(self.engine, state, self.order, cfg, self.base, self.session, row)
+        if self.log is not None:
+            self.log.close()
 
     def _log_record_ids(self, ids: list[tuple[str, ...]]) -> None:
         """Rank 0 writes which records every rank's micro-batches of this step held."""

@@ -5,8 +5,9 @@ filesystem or a bucket): ``metrics.jsonl``, ``train.log``, ``loss.png`` (and, wh
 Rank 0 owns a ``RunLog``. ``metrics.jsonl`` has one JSON object per logged step:
 ``{"step", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s"}`` (``loss`` is the step's
 training loss: the mean cross-entropy over every answer token of the global batch, see
-``loss.py``; ``grad_norm`` is NaN where DeepSpeed keeps none, ZeRO-0 in fp32; the rates count real,
-unpadded examples and tokens of all ranks since the previous line). ``record_ids.jsonl`` has one
+``loss.py``; ``grad_norm`` is the global norm before clipping, ``grad_norm.py``; the rates count
+real, unpadded examples and tokens of all ranks since the previous line); every row also goes to
+the run's TensorBoard / MLflow trackers when they are on (``tracking.py``). ``record_ids.jsonl`` has one
 object per step, ``{"step", "ranks": [[ids of micro-batch 0, ...] per rank]}``. On resume, lines
 past the resumed step are dropped first, so a restarted stretch is not counted twice.
 ``train.log`` gets a readable progress line per logged step and the run's notes; each line is
@@ -21,6 +22,7 @@ import os
 import re
 
 from ray_vlm.storage import Location
+from ray_vlm.train.tracking import Trackers
 
 METRICS = "metrics.jsonl"
 RECORD_IDS = "record_ids.jsonl"
@@ -46,8 +48,14 @@ def read_metrics(dump_dir: str | os.PathLike | Location, name: str = METRICS) ->
 
 
 class RunLog:
-    def __init__(self, dump_dir: str | os.PathLike | Location, resumed_step: int) -> None:
+    def __init__(
+        self,
+        dump_dir: str | os.PathLike | Location,
+        resumed_step: int,
+        trackers: Trackers | None = None,
+    ) -> None:
         self.dump_dir = Location.of(dump_dir)
+        self.trackers = trackers
         for name in (METRICS, RECORD_IDS):
             kept = [m for m in read_metrics(self.dump_dir, name) if m["step"] <= resumed_step]
             (self.dump_dir / name).write_text("".join(json.dumps(m) + "\n" for m in kept))
@@ -62,12 +70,20 @@ class RunLog:
         (self.dump_dir / RECORD_IDS).append_text(json.dumps({"step": step, "ranks": ranks}) + "\n")
 
     def metrics(self, row: dict, steps: int) -> None:
+        """One line of ``metrics.jsonl`` (and of the trackers) and a progress line."""
         (self.dump_dir / METRICS).append_text(json.dumps(row) + "\n")
+        if self.trackers is not None:
+            self.trackers.log(row, row["step"])
         self.note(
             f"step {row['step']}/{steps}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
             f"grad_norm {row['grad_norm']:.3f}  {row['samples_per_s']:.1f} samples/s  "
             f"{row['tokens_per_s']:.0f} tokens/s"
         )
+
+    def close(self) -> None:
+        """The end of training: the trackers finish."""
+        if self.trackers is not None:
+            self.trackers.close()
 
 
 def plot_loss(dump_dir: str | os.PathLike | Location) -> Location | None:

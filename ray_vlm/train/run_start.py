@@ -1,7 +1,7 @@
 """What a fine-tune does before its workers start, whatever runs them (Ray Train or ``torchrun``).
 
-``start_run(cfg)`` makes local paths absolute (workers may run elsewhere), checks what the run
-must reach (``preflight.check_finetune``: ``UserError`` naming the key), writes the resolved
+``start_run(cfg)`` makes local paths absolute (workers may run elsewhere, the MLflow store
+too), checks that the trackers it asks for are installed and what the run must reach (``preflight.check_finetune``: ``UserError`` naming the key), writes the resolved
 config to ``<dump_dir>/config.yaml``, reads the newest checkpoint's state and, unless that
 checkpoint already finished the run, plans the data (``data_plan.data_start``).
 """
@@ -17,6 +17,7 @@ from ray_vlm.records import DatamixEntry, DatasetSpec
 from ray_vlm.storage import Location
 from ray_vlm.train.data_plan import DataStart, data_start
 from ray_vlm.train.run_state import TrainState, latest_state
+from ray_vlm.train.tracking import check_tracking, resolved_tracking_uri
 
 CONFIG_FILE = "config.yaml"
 
@@ -45,11 +46,15 @@ def resolved(cfg: FinetuneConfig) -> FinetuneConfig:
         distributed=replace(
             cfg.distributed, deepspeed_config=_absolute(cfg.distributed.deepspeed_config)
         ),
+        logging=replace(
+            cfg.logging, mlflow_tracking_uri=resolved_tracking_uri(cfg.logging.mlflow_tracking_uri)
+        ),
     )
 
 
 def start_run(cfg: FinetuneConfig) -> RunStart:
     cfg = resolved(cfg)
+    check_tracking(cfg.logging)
     sources = check_finetune(cfg)
     dump_dir = Location.of(cfg.dump_dir)
     (dump_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
