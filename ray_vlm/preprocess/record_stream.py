@@ -36,7 +36,7 @@ reserved CPU would sit idle beside them (or leave a run that fits a node waiting
 READ_TASKS = 1
 """Concurrent read tasks. One parses thousands of records/s, far more than a few processor actors
 take (~150 records/s each); more would reorder the stream."""
-RECORD_COLUMNS = ("dataset", "source", "images", "roles", "texts")
+RECORD_COLUMNS = ("dataset", "source", "images", "roles", "texts", "question_type")
 
 
 def _chunk_items(chunk: Chunk) -> Iterator[tuple[int, object]]:

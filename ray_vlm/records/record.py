@@ -26,12 +26,15 @@ class Record:
     ``turns``: alternating user/assistant turns, starting with ``user``, ending with ``assistant``.
     ``source``: where it came from, ``file:line`` (1-based), for error messages.
     ``dataset``: the registry name of its source.
+    ``question_type``: the kind of question (``colour``, ``yes/no``, ...) that evaluation breaks
+    accuracy down by, as VQAv2 does per answer type; ``None`` when the record has none.
     """
 
     dataset: str
     source: str
     images: tuple[str, ...]
     turns: tuple[Turn, ...]
+    question_type: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -44,19 +47,23 @@ class Record:
         return self.turns[-1].text
 
     def to_row(self) -> dict[str, Any]:
-        """A flat dict with only list/str values (a Ray Data / Arrow row)."""
+        """A flat dict with only list/str values (a Ray Data / Arrow row); no question type is
+        ``""`` (a column of one Arrow type, whichever blocks have types)."""
         return {
             "dataset": self.dataset,
             "source": self.source,
             "images": list(self.images),
             "roles": [t.role for t in self.turns],
             "texts": [t.text for t in self.turns],
+            "question_type": self.question_type or "",
         }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Record:
+        """The inverse of ``to_row``."""
         turns = tuple(Turn(r, t) for r, t in zip(row["roles"], row["texts"], strict=True))
-        return cls(row["dataset"], row["source"], tuple(row["images"]), turns)
+        images = tuple(row["images"])
+        return cls(row["dataset"], row["source"], images, turns, row["question_type"] or None)
 
 
 @dataclass(frozen=True)
