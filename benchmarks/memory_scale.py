@@ -63,8 +63,10 @@ from ray_vlm.demo.assets import make_demo_assets  # noqa: E402
 from ray_vlm.model import load_model, load_processor  # noqa: E402
 from ray_vlm.preprocess.ray_runtime import ensure_ray  # noqa: E402
 from ray_vlm.train.checkpoint import save_checkpoint  # noqa: E402
+from ray_vlm.train.data_order import DataOrder  # noqa: E402
 from ray_vlm.train.deepspeed_config import deepspeed_config, run_dtype  # noqa: E402
 from ray_vlm.train.host_memory import CPU_WORKER_MALLOC_ENV, setup_allocations  # noqa: E402
+from ray_vlm.train.ray_session import RaySession  # noqa: E402
 from ray_vlm.train.run_state import CHECKPOINTS, TrainState, step_dir_name  # noqa: E402
 from ray_vlm.train.trainable import apply_trainable  # noqa: E402
 
@@ -183,7 +185,9 @@ def _worker(loop: dict) -> None:
     row = {"before": before, "loaded": loaded, "engine": _peak_rss()}
     (Path(loop["out"]) / f"{loop['path']}_rank{rank}.json").write_text(json.dumps(row))
     if loop["path"] == "new":
-        save_checkpoint(engine, TrainState(0, 0, world, rank, cfg.seed), cfg, base, {})
+        state = TrainState(0, 0, world, rank, cfg.seed)
+        order = DataOrder.fresh(0, world)
+        save_checkpoint(engine, state, order, cfg, base, RaySession(cfg, None), {})
 
 
 def measure_load(cfg: FinetuneConfig, path: str, out: Path) -> list[dict]:

@@ -4,7 +4,8 @@ Layout under ``out``::
 
     data/plm/shapes/                     PLM layout (as the radiology guide writes it)
         train.jsonl test.jsonl           captions:  "Describe the image." -> "a red circle on the left"
-        vqa_train.jsonl vqa_test.jsonl   questions: "What colour is the shape?" -> "red"
+        vqa_train.jsonl vqa_test.jsonl   questions: "What colour is the shape?" -> "red",
+                                         question_type colour / shape / position
         images/train_000000.png ...
     data/paligemma/Shapes/               PaliGemma guide layout
         Training/images/0.png  Training/training_labels.json   {"prefix": "", "suffix": ..., "image": "0.png"}
@@ -60,7 +61,8 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def write_plm_data(root: Path, counts: dict[str, int], rng: random.Random) -> None:
-    """Caption and VQA splits in the PLM layout; VQA asks all three questions of each image."""
+    """Caption and VQA splits in the PLM layout; VQA asks all three questions of each image, each
+    record with its ``question_type`` (``colour``, ``shape``, ``position``)."""
     (root / "images").mkdir(parents=True, exist_ok=True)
     for split, n in counts.items():
         captions, vqa = [], []
@@ -68,7 +70,10 @@ def write_plm_data(root: Path, counts: dict[str, int], rng: random.Random) -> No
             shape, name = random_shape(rng), f"{split}_{i:06d}.png"
             draw(shape, rng).save(root / "images" / name)
             captions.append(_conversation(name, CAPTION_PROMPT, shape.caption))
-            vqa += [_conversation(name, q, shape.answer(kind)) for kind, q in QUESTIONS.items()]
+            vqa += [
+                {**_conversation(name, q, shape.answer(kind)), "question_type": kind}
+                for kind, q in QUESTIONS.items()
+            ]
         _write_jsonl(root / f"{split}.jsonl", captions)
         _write_jsonl(root / f"vqa_{split}.jsonl", vqa)
 

@@ -65,6 +65,19 @@ def _evaluate(task: str, after: str, before: str, cfg: FinetuneConfig, out: Path
     return evaluate(load_config(EvalConfig, overrides))
 
 
+def _score_rows(task: str, result: EvalResult) -> list[tuple[str, float, float, str]]:
+    """``(name, before, after, report)``: the task's primary metric, then that metric per
+    question type (the VQA split's colour / shape / position questions)."""
+    metric = PRIMARY[task]
+    before, after = result.metrics["compare"], result.metrics["model"]
+    rows = [(f"{metric} ({EVALUATIONS[task]})", before[metric], after[metric],
+             f"report: {result.report}")]  # fmt: skip
+    for qtype, entry in after.get("per_question_type", {}).items():
+        name = f"  {qtype} questions (n={entry['count']})"
+        rows.append((name, before["per_question_type"][qtype][metric], entry[metric], ""))
+    return rows
+
+
 def run_demo(out: str | Path, config: str | Path) -> None:
     start = time.perf_counter()
     hf_logging.disable_progress_bar()  # one bar per model load would bury the demo's output
@@ -107,10 +120,8 @@ def run_demo(out: str | Path, config: str | Path) -> None:
     rows = []
     for task in EVALUATIONS:
         result = _evaluate(task, str(trained.hf_dir), base, cfg, out)
-        metric = PRIMARY[task]
-        before, after = result.metrics["compare"][metric], result.metrics["model"][metric]
-        rows.append((f"{metric} ({EVALUATIONS[task]})", before, after, result.report))
+        rows += _score_rows(task, result)
     print(f"  {'metric':34s} {'before':>8s} {'after':>8s}")
     for name, before, after, report in rows:
-        print(f"  {name:34s} {before:8.3f} {after:8.3f}   report: {report}")
+        print(f"  {name:34s} {before:8.3f} {after:8.3f}   {report}".rstrip())
     print(f"\n[demo] done in {time.perf_counter() - start:.0f} s; outputs in {out}")

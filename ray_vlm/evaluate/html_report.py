@@ -2,7 +2,9 @@
 
 One model: image | question | prediction | references | score. With a second model (``--compare``)
 both predictions and scores stand side by side, sorted by the first model's score, and the
-metrics table has one column per model (before vs after). Images are embedded as small base64
+metrics table has one column per model (before vs after). When the samples carry question types, a
+second table gives the primary metric and sample count per type (``per_question_type``, as VQAv2
+reports accuracy per answer type), and each sample names its type. Images are embedded as small base64
 thumbnails, so the file can be mailed or opened anywhere.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from ray_vlm.evaluate.scoring import Sample
+from ray_vlm.evaluate.scoring import PRIMARY_METRIC, Sample
 from ray_vlm.records import load_image
 
 THUMBNAIL_PX = 128
@@ -51,7 +53,7 @@ def _prediction_cells(sample: Sample) -> str:
 
 def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
     names = list(metrics)
-    keys = [k for k in metrics[names[0]] if k not in ("ckpt",)]
+    keys = [k for k in metrics[names[0]] if k not in ("ckpt", "per_question_type")]
     head = "".join(
         f"<th>{html.escape(n)}<br><small>{html.escape(str(metrics[n]['ckpt']))}</small></th>"
         for n in names
@@ -61,6 +63,29 @@ def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
         cells = "".join(f'<td class="score">{_fmt(metrics[n].get(key))}</td>' for n in names)
         rows.append(f"<tr><th>{html.escape(key)}</th>{cells}</tr>")
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _question_type_table(metrics: dict[str, dict[str, Any]]) -> str:
+    """Type | samples | the primary metric per model; "" when no sample has a type."""
+    names = list(metrics)
+    by_type = metrics[names[0]].get("per_question_type")
+    if not by_type:
+        return ""
+    metric = PRIMARY_METRIC[metrics[names[0]]["task"]]
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    rows = []
+    for qtype, entry in by_type.items():
+        cells = "".join(
+            f'<td class="score">{_fmt(metrics[n]["per_question_type"][qtype][metric])}</td>'
+            for n in names
+        )
+        rows.append(
+            f'<tr><th>{html.escape(qtype)}</th><td class="score">{entry["count"]}</td>{cells}</tr>'
+        )
+    return (
+        f"<h2>{html.escape(metric)} per question type</h2><table><tr><th>question type</th>"
+        f"<th>samples</th>{head}</tr>{''.join(rows)}</table>"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -87,14 +112,15 @@ def write_report(
         images = "".join(_thumbnail(p) for p in s.images) or "(no image)"
         refs = "<br>".join(html.escape(r) for r in s.references)
         preds = "".join(_prediction_cells(samples[n][i]) for n in labels)
+        about = html.escape(s.id if s.question_type is None else f"{s.question_type}, {s.id}")
         rows.append(
-            f"<tr><td>{images}</td><td>{html.escape(s.question)}<br><small>{html.escape(s.id)}"
-            f"</small></td><td>{refs}</td>{preds}</tr>"
+            f"<tr><td>{images}</td><td>{html.escape(s.question)}<br><small>{about}</small></td>"
+            f"<td>{refs}</td>{preds}</tr>"
         )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<h2>Metrics</h2>{_metrics_table(metrics)}"
+        f"<h2>Metrics</h2>{_metrics_table(metrics)}{_question_type_table(metrics)}"
         f"<h2>Samples, worst first ({len(first)})</h2><table><tr><th>image</th><th>question</th>"
         f"<th>references</th>{head}</tr>{''.join(rows)}</table></body></html>"
     )

@@ -5,17 +5,20 @@ Ray Data batch at a time, to the Serve application ``app_name`` through its in-c
 (no HTTP); the replicas batch requests from all senders together. Greedy decoding.
 
 Each output row: ``id`` (``file:line``), ``images`` (paths), ``question`` (first user turn),
-``reference`` (the record's answer), ``prediction`` and ``error``. An image that cannot be read
+``question_type`` (the record's, ``""`` when it has none), ``reference`` (the record's answer),
+``prediction`` and ``error``. An image that cannot be read
 or a generation that fails gives ``prediction=""`` and the reason in ``error``: counted and
 reported, never fatal. Records that do not parse go to the ``RecordReport`` as in training.
+A tqdm bar on the driver (stderr) counts the records as their predictions arrive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
 from typing import Any
 
 import ray
+from tqdm import tqdm
 
 from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.model import SamplingParams
@@ -58,6 +61,7 @@ class AskReplicas:
             "id": [r.source for r in records],
             "images": [list(r.images) for r in records],
             "question": [r.prompt for r in records],
+            "question_type": [r.question_type or "" for r in records],
             "reference": [r.answer for r in records],
             "prediction": predictions,
             "error": errors,
@@ -68,24 +72,32 @@ def predict(
     spec: DatasetSpec,
     app_name: str,
     cfg: EvalConfig,
-    progress: Callable[[int, int], None] = lambda done, total: None,
+    label: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """``(prediction rows, unparsable records)`` for every record of ``spec`` (see module doc).
 
-    ``progress(done, total)`` is called as rows arrive (``total`` counts annotation lines).
+    ``label`` names the model on the progress bar, whose total is the annotation's line count
+    until the stream ends (unparsable lines never arrive; the bar then shows how many).
+    Senders: a pool of 1 to ``cfg.concurrency`` actors, grown while batches wait (a split of
+    one 64-line chunk has one block: a fixed pool would start senders with nothing to send).
     """
     report = RecordReport.remote()
     plan = plan_each_once([(DatamixEntry(spec.name, 1.0, 1.0), spec)])
-    total = sum(chunk.limit for chunk in plan)
     answered = record_dataset(plan, report, "skip").map_batches(
         AskReplicas,
         fn_constructor_args=(app_name, cfg.serve.replica_failure_retries, cfg.max_new_tokens),
         batch_size=cfg.batch_size,
-        concurrency=cfg.concurrency,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.concurrency),
         num_cpus=SENDER_CPUS,
     )
     rows = []
-    for row in answered.iter_rows():
-        rows.append({k: (list(v) if k == "images" else v) for k, v in row.items()})
-        progress(len(rows), total)
-    return rows, ray.get(report.items.remote())
+    total = sum(chunk.limit for chunk in plan)
+    with tqdm(total=total, desc=f"evaluate {label}", unit="record", file=sys.stderr) as bar:
+        for row in answered.iter_rows():
+            rows.append({k: (list(v) if k == "images" else v) for k, v in row.items()})
+            bar.update()
+        invalid = ray.get(report.items.remote())
+        if invalid:
+            bar.set_postfix(invalid=len(invalid))
+        bar.total = bar.n
+    return rows, invalid

@@ -5,17 +5,18 @@ needed), start generation replicas for it (or use the running application ``conn
 stream the split through them (``predict``), gather references, score once over everything.
 Writes to ``out_dir``:
 
-- ``predictions.jsonl``: per sample ``id, images, question, references`` and, per model label
-  (``model``, ``compare``), ``prediction``/``score``/``error``;
-- ``metrics.json``: ``{label: {ckpt, task, <metrics>, samples, failed, invalid_records}}``;
-- ``report.html``: images beside predictions and references, worst first, side by side.
+- ``predictions.jsonl``: per sample ``id, images, question, question_type, references`` and, per
+  model label (``model``, ``compare``), ``prediction``/``score``/``error``;
+- ``metrics.json``: ``{label: {ckpt, task, <metrics>, samples, failed, invalid_records}}``, plus
+  ``per_question_type: {type: {<primary metric>, count}}`` when the records carry question types;
+- ``report.html``: metrics (and per question type), then images beside predictions and
+  references, worst first, side by side.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,7 @@ from ray_vlm.export import locate_model
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.resources import Demand, Part, check_fits, serve_demand
 from ray_vlm.records import DatasetSpec, select_datamix
-from ray_vlm.serve import build_application, start_serve
-
-PROGRESS_EVERY = 50
+from ray_vlm.serve import build_application, start_serve, stop_serve
 
 
 @dataclass
@@ -47,14 +46,6 @@ class EvalResult:
         return self.out_dir / "report.html"
 
 
-def _progress(label: str):
-    def show(done: int, total: int) -> None:
-        if done % PROGRESS_EVERY == 0 or done == total:
-            print(f"[evaluate] {label}: {done}/{total} records answered", file=sys.stderr)
-
-    return show
-
-
 def _score_model(
     label: str, ckpt: str, model_dir: str, spec: DatasetSpec, cfg: EvalConfig
 ) -> tuple:
@@ -64,7 +55,7 @@ def _score_model(
         start_serve()
         serve.run(build_application(serve_cfg), name=app, route_prefix=None)
     try:
-        rows, invalid = predict(spec, app, cfg, _progress(label))
+        rows, invalid = predict(spec, app, cfg, label)
     finally:
         if not cfg.connect_app:
             serve.delete(app)
@@ -81,6 +72,7 @@ def _write_predictions(path: Path, samples: dict[str, list[Sample]]) -> None:
                 "id": s.id,
                 "images": s.images,
                 "question": s.question,
+                "question_type": s.question_type,
                 "references": s.references,
             }
             for label, model_samples in samples.items():
@@ -112,7 +104,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
             samples[label], metrics[label] = _score_model(label, ckpt, located[label], spec, cfg)
     finally:
         if not cfg.connect_app and not serve.status().applications:
-            serve.shutdown()  # Serve was started for this evaluation only: leave no HTTP proxy
+            stop_serve()  # Serve was started for this evaluation only: leave no HTTP proxy
     _write_predictions(out / "predictions.jsonl", samples)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     title = f"{cfg.task} on {cfg.data}: {PRIMARY_METRIC[cfg.task]}"
@@ -121,14 +113,20 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
 
 
 def format_metrics(result: EvalResult) -> str:
-    """A before/after table of every metric, one column per model."""
+    """A before/after table of every metric, one column per model; then, when the records carry
+    question types, the primary metric per type (``vqa_accuracy [colour] (n=10)``)."""
     labels = list(result.metrics)
-    keys = [k for k in result.metrics[labels[0]] if k not in ("ckpt", "task")]
-    lines = [f"{'metric':18s}" + "".join(f"{label:>14s}" for label in labels)]
-    for key in keys:
-        cells = []
-        for label in labels:
-            value = result.metrics[label].get(key)
-            cells.append(f"{value:14.4f}" if isinstance(value, float) else f"{str(value):>14s}")
-        lines.append(f"{key:18s}" + "".join(cells))
+    first = result.metrics[labels[0]]
+    keys = [k for k in first if k not in ("ckpt", "task", "per_question_type")]
+    rows = [(key, [result.metrics[label].get(key) for label in labels]) for key in keys]
+    metric = PRIMARY_METRIC[first["task"]]
+    for qtype, entry in first.get("per_question_type", {}).items():
+        name = f"{metric} [{qtype}] (n={entry['count']})"
+        values = [result.metrics[label]["per_question_type"][qtype][metric] for label in labels]
+        rows.append((name, values))
+    width = max(18, *(len(name) + 2 for name, _ in rows))
+    lines = [f"{'metric':{width}s}" + "".join(f"{label:>14s}" for label in labels)]
+    for name, values in rows:
+        cells = [f"{v:14.4f}" if isinstance(v, float) else f"{str(v):>14s}" for v in values]
+        lines.append(f"{name:{width}s}" + "".join(cells))
     return "\n".join(lines)

@@ -32,7 +32,7 @@ reserved CPU would sit idle beside them (or leave a run that fits a node waiting
 READ_TASKS = 1
 """Concurrent read tasks. One parses thousands of records/s, far more than a few processor actors
 take (~150 records/s each); more would reorder the stream."""
-RECORD_COLUMNS = ("dataset", "source", "images", "roles", "texts", "position")
+RECORD_COLUMNS = ("dataset", "source", "images", "roles", "texts", "question_type", "position")
 
 
 def read_chunk(chunk: Chunk, report, policy: str) -> list[dict[str, Any]]:

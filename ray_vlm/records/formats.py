@@ -2,7 +2,8 @@
 reason a user can act on. Paths are checked for existence here; decoding is ``images.py``'s job.
 
 - ``plm``: ``{"image": "x.png" | [...] | absent, "conversations": [{"from": "human", "value": ..},
-  {"from": "assistant" | "gpt", "value": ..}, ...]}``; ``<image>`` placeholders are optional.
+  {"from": "assistant" | "gpt", "value": ..}, ...], "question_type": "colour" (optional)}``;
+  ``<image>`` placeholders are optional. Without ``question_type`` the entry's default applies.
 - ``paligemma``: ``{"prefix": "", "suffix": "Aceta", "image": "0.png"}``.
 - ``paligemma_csv``: a CSV row with the guide's ``IMAGE`` and ``MEDICINE_NAME`` columns.
 """
@@ -38,6 +39,13 @@ def _answer(spec: DatasetSpec, text: str) -> str:
     return text.lower() if spec.lowercase else text
 
 
+def _question_type(item: dict[str, Any], spec: DatasetSpec) -> str | None:
+    value = item.get("question_type", spec.question_type)
+    if value is not None and not isinstance(value, str):
+        raise RecordError(f"'question_type' must be a string, got {value!r}")
+    return value or None
+
+
 def parse_plm(item: Any, spec: DatasetSpec, source: str) -> Record:
     if not isinstance(item, dict):
         raise RecordError("a PLM record must be a JSON object with 'conversations'")
@@ -70,7 +78,7 @@ def parse_plm(item: Any, spec: DatasetSpec, source: str) -> Record:
         raise RecordError("the last turn must be the assistant's answer")
     if placeholders and placeholders != len(images):
         raise RecordError(f"{placeholders} <image> placeholders but {len(images)} images")
-    return Record(spec.name, source, images, tuple(turns))
+    return Record(spec.name, source, images, tuple(turns), _question_type(item, spec))
 
 
 def _prefix_suffix_record(
@@ -84,7 +92,7 @@ def _prefix_suffix_record(
         Turn(USER, prefix.strip() or spec.prompt),
         Turn(ASSISTANT, _answer(spec, suffix.strip())),
     )
-    return Record(spec.name, source, (_image_path(spec, image),), turns)
+    return Record(spec.name, source, (_image_path(spec, image),), turns, spec.question_type or None)
 
 
 def parse_paligemma(item: Any, spec: DatasetSpec, source: str) -> Record:

@@ -26,6 +26,8 @@ class Record:
     ``turns``: alternating user/assistant turns, starting with ``user``, ending with ``assistant``.
     ``source``: where it came from, ``file:line`` (1-based), for error messages.
     ``dataset``: the registry name of its source.
+    ``question_type``: the kind of question (``colour``, ``yes/no``, ...) that evaluation breaks
+    accuracy down by, as VQAv2 does per answer type; ``None`` when the record has none.
     ``position``: its place in a training run's data plan (``preprocess.stream_plan``), -1 outside.
     """
 
@@ -33,6 +35,7 @@ class Record:
     source: str
     images: tuple[str, ...]
     turns: tuple[Turn, ...]
+    question_type: str | None = None
     position: int = -1
 
     @property
@@ -46,21 +49,25 @@ class Record:
         return self.turns[-1].text
 
     def to_row(self) -> dict[str, Any]:
-        """A flat dict with only list/str values (a Ray Data / Arrow row)."""
+        """A flat dict with only list/str values (a Ray Data / Arrow row); no question type is
+        ``""`` (a column of one Arrow type, whichever blocks have types)."""
         return {
             "dataset": self.dataset,
             "source": self.source,
             "images": list(self.images),
             "roles": [t.role for t in self.turns],
             "texts": [t.text for t in self.turns],
+            "question_type": self.question_type or "",
             "position": self.position,
         }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Record:
+        """The inverse of ``to_row``."""
         turns = tuple(Turn(r, t) for r, t in zip(row["roles"], row["texts"], strict=True))
-        position = int(row["position"])
-        return cls(row["dataset"], row["source"], tuple(row["images"]), turns, position)
+        images, position = tuple(row["images"]), int(row["position"])
+        question_type = row["question_type"] or None
+        return cls(row["dataset"], row["source"], images, turns, question_type, position)
 
 
 @dataclass(frozen=True)

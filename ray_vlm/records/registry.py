@@ -12,12 +12,14 @@ Relative paths are resolved against the working directory, as PLM does (with ``r
 images from there. ``root_dir`` defaults to ``images/`` beside the annotation file when that folder
 exists (the layout of both guides), else the annotation's folder. The registry file itself may be
 a URI too.
+An entry may give ``question_type``: the type of its records that carry none (see ``Record``).
 ``format`` is inferred when absent: ``.csv`` -> ``paligemma_csv``; a JSON line with
 ``conversations`` -> ``plm``; with ``suffix`` -> ``paligemma``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -44,6 +46,9 @@ class DatasetSpec:
     """User prompt for records that carry none (a PaliGemma record with an empty ``prefix``)."""
     lowercase: bool = False
     """Lower-case answers, as the PaliGemma guide does with its suffixes."""
+    question_type: str | None = None
+    """Question type of records that carry none (a PLM record's ``question_type`` field wins);
+    evaluation reports accuracy per question type."""
     name: str = ""
     """Filled from the registry key."""
 
@@ -98,7 +103,9 @@ def resolve_spec(name: str, spec: DatasetSpec) -> DatasetSpec:
     fmt = spec.format or infer_format(annotation)
     if fmt not in FORMATS:
         raise ConfigError(f"dataset '{name}': format '{fmt}' is not one of {', '.join(FORMATS)}")
-    return DatasetSpec(annotation.uri, root.uri, fmt, spec.prompt, spec.lowercase, name)
+    return dataclasses.replace(
+        spec, annotation=annotation.uri, root_dir=root.uri, format=fmt, name=name
+    )
 
 
 def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:

@@ -1,14 +1,14 @@
 """Stage 6 of the flow: a Ray Serve application answering OpenAI-style chat completions.
 
 ``build_application(ServeConfig)`` / ``build_app(args)`` (Serve config files), ``run_server``
-(``ray-vlm serve``), ``start_serve`` (Serve with ray_vlm's process settings), ``VLMHandle``
-(in-cluster callers, no HTTP), ``check_serve_config``.
+(``ray-vlm serve``), ``start_serve``/``stop_serve`` (Serve with ray_vlm's process settings),
+``VLMHandle`` (in-cluster callers, no HTTP), ``check_serve_config``.
 """
 
 from ray_vlm.serve.app import build_app, build_application
 from ray_vlm.serve.config_file import check_serve_config
 from ray_vlm.serve.handle import VLMHandle
-from ray_vlm.serve.serve_processes import start_serve
+from ray_vlm.serve.serve_processes import start_serve, stop_serve
 from ray_vlm.serve.server import run_server, serve_and_ask
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "run_server",
     "serve_and_ask",
     "start_serve",
+    "stop_serve",
 ]

@@ -1,4 +1,5 @@
-"""How Serve's own processes run: ``start_serve`` starts Serve with ray_vlm's process settings.
+"""How Serve's own processes run: ``start_serve`` starts Serve with ray_vlm's process settings,
+``stop_serve`` shuts it down without leaving a call behind to fail on the console.
 
 ``SERVE_PROCESS_ENV`` reaches the Serve controller, which passes its environment on to the HTTP
 proxies and every replica it creates (merged with the job's ``runtime_env``; other Ray processes,
@@ -11,9 +12,15 @@ their loop: generation and image decoding run in worker threads.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import ray
 from ray import serve
+from ray.serve.context import _disconnect, _get_global_client
+from ray.serve.exceptions import RayServeException
+
+logger = logging.getLogger(__name__)
 
 SERVE_PROCESS_ENV = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
@@ -26,3 +33,29 @@ CONTROLLER_OPTIONS = {"runtime_env": {"env_vars": SERVE_PROCESS_ENV}}
 def start_serve(http_options: dict[str, Any] | None = None) -> None:
     """Start Serve on the connected cluster (a no-op when it already runs there)."""
     serve.start(http_options=http_options, controller_options=CONTROLLER_OPTIONS)
+
+
+def stop_serve(timeout_s: float = 30.0) -> None:
+    """Shut Serve down on the connected cluster (applications, HTTP proxies, controller), as
+    ``serve.shutdown()`` does; a no-op when Serve does not run there.
+
+    ``serve.shutdown()`` (Ray 2.60) calls ``ServeController.graceful_shutdown`` and waits for it
+    until the controller kills itself; the controller's methods retry forever
+    (``max_task_retries=-1``), so the killed call is reported on the driver's console as a
+    ``(raylet) Task ServeController.graceful_shutdown failed ... will be retried`` line. Here the
+    same call is made without retries: the controller dying is its expected end.
+    """
+    try:
+        client = _get_global_client()
+    except RayServeException:
+        return
+    client.shutdown_cached_handles()
+    shutdown = client._controller.graceful_shutdown.options(max_task_retries=0)
+    try:
+        ray.get(shutdown.remote(), timeout=timeout_s)
+    except ray.exceptions.RayActorError:
+        pass  # the controller is gone: Serve is shut down
+    except ray.exceptions.GetTimeoutError:
+        logger.warning("Serve's controller did not shut down within %.0f s", timeout_s)
+    client._shutdown = True
+    _disconnect()

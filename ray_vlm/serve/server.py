@@ -24,7 +24,7 @@ from ray_vlm.export import locate_model
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.resources import check_fits, serve_demand
 from ray_vlm.serve.app import build_application
-from ray_vlm.serve.serve_processes import start_serve
+from ray_vlm.serve.serve_processes import start_serve, stop_serve
 
 
 def free_loopback_port() -> int:
@@ -70,7 +70,7 @@ def run_server(cfg: ServeConfig, blocking: bool) -> str:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            serve.shutdown()
+            stop_serve()
     return url
 
 
@@ -113,7 +113,7 @@ def serve_and_ask(model_dir: str | Path, image: str | Path, question: str) -> di
         answer = post_chat(url, body)
         seconds = time.perf_counter() - start
     finally:
-        serve.shutdown()
+        stop_serve()
     return {
         "url": url,
         "answer": answer["choices"][0]["message"]["content"],

@@ -53,3 +53,16 @@ def test_captions_describe_the_drawn_shape(demo_assets: Path) -> None:
         colours = [c for _, c in image.getcolors() if c != (0, 0, 0)]
         colour = row["conversations"][1]["value"].split()[1]
         assert COLOURS[colour] in colours
+
+
+def test_vqa_records_carry_their_question_type(demo_assets: Path) -> None:
+    """Each VQA record's ``question_type`` names the kind its answer is (colour, shape, position)."""
+    from ray_vlm.demo.shapes import COLOURS, POSITIONS, SHAPES
+
+    kinds = {"colour": set(COLOURS), "shape": set(SHAPES), "position": set(POSITIONS)}
+    spec = resolve_spec(
+        "demo_vqa_test", load_registry(demo_assets / "datasets.yaml")["demo_vqa_test"]
+    )
+    records = list(read_records(spec))
+    assert [r.question_type for r in records[:3]] == ["colour", "shape", "position"]
+    assert all(r.answer in kinds[r.question_type] for r in records)

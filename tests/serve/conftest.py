@@ -12,18 +12,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
-from ray import serve
+
+from ray_vlm.serve import stop_serve
 
 
 @contextmanager
 def serve_session() -> Iterator[None]:
     """Serve on the session's local Ray cluster (fixture ``ray_local``); Serve shuts down after,
     Ray stays up for the next tests."""
-    serve.shutdown()  # a Serve left by an earlier test would keep its own HTTP port
+    stop_serve()  # a Serve left by an earlier test would keep its own HTTP port
     try:
         yield
     finally:
-        serve.shutdown()
+        stop_serve()
 
 
 def demo_image(demo_assets: Path) -> Path:

@@ -41,7 +41,7 @@ def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:
             f"data.datasets_yaml={assets / 'datasets.yaml'}",
             "data.datamix=demo_captions:1,demo_vqa:1",
             "data.preprocess_workers=1",
-            "batch_size=2", "data.length_group_batches=2", f"steps={STEPS}",
+            "batch_size=4", "data.length_group_batches=2", f"steps={STEPS}",
             "checkpoint.dump.every=9", "checkpoint.dump.keep=0",
             "logging.record_ids=true", "logging.freq=1",
         ],
@@ -77,12 +77,13 @@ def test_a_killed_worker_costs_no_record_and_repeats_none(
     killed = []
 
     def kill() -> None:
+        workers: list = []
+        while not workers:  # found before the checkpoint: looking is slow on a busy machine
+            time.sleep(0.2)
+            workers = [p for p in _raylet_children() if "RayTrainWorker" in " ".join(p.cmdline())]
         _wait_for_checkpoint(tmp_path / "run", 9)
-        for proc in _raylet_children():
-            if "RayTrainWorker" in " ".join(proc.cmdline()):
-                os.kill(proc.pid, signal.SIGKILL)
-                killed.append(proc.pid)
-                return
+        os.kill(workers[0].pid, signal.SIGKILL)
+        killed.append(workers[0].pid)
 
     killer = threading.Thread(target=kill)
     killer.start()
