@@ -22,11 +22,12 @@ def test_a_run_that_fits_passes_and_one_that_does_not_is_refused_with_the_number
     fits = train_demand(cfg)
     assert fits.cpus == 8
     check_fits(fits)
-    too_many = train_demand(load_config(FinetuneConfig, ["distributed.num_workers=7"]))
+    # each worker's pipeline has at least one preprocessing actor
+    too_many = train_demand(load_config(FinetuneConfig, ["distributed.num_workers=5"]))
     with pytest.raises(ResourceError) as refused:
         check_fits(too_many)
     assert str(refused.value) == (
-        "this run needs 9 CPUs (7 train workers x 1 + 2 preprocessing actors x 1) but the Ray "
+        "this run needs 10 CPUs (5 train workers x 1 + 5 preprocessing actors x 1) but the Ray "
         "cluster has 8: lower distributed.num_workers, distributed.cpus_per_worker, "
         "data.preprocess_workers, or add nodes"
     )

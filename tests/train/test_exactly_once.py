@@ -1,7 +1,7 @@
 """Exactly once on Ray Train (real Ray, DeepSpeed ZeRO-3 on gloo, 2 workers, the tiny demo LLaVA).
 
-Three runs of one command, ``logging.record_ids`` on, checkpoints every 9 steps (in the middle
-of a length-grouping window): uninterrupted; with a training worker SIGKILLed after the step-9
+Three runs of one command, ``logging.record_ids`` on, checkpoints every 27 steps (in the middle
+of a length-grouping window): uninterrupted; with a training worker SIGKILLed after the step-27
 checkpoint (Ray Train restarts the group from it); with the driver SIGKILLed after that checkpoint
 and the command run again. The records each step trained on, rank by rank, are the same in all
 three: none missing, none twice, in the uninterrupted order.
@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import ray
 
@@ -28,7 +29,7 @@ from tests.train.test_train_run import _raylet_children
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
 
-STEPS = 40
+STEPS = 120
 
 
 def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:
@@ -42,7 +43,7 @@ def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:
             "data.datamix=demo_captions:1,demo_vqa:1",
             "data.preprocess_workers=1",
             "batch_size=4", "data.length_group_batches=2", f"steps={STEPS}",
-            "checkpoint.dump.every=9", "checkpoint.dump.keep=0",
+            "checkpoint.dump.every=27", "checkpoint.dump.keep=0",
             "logging.record_ids=true", "logging.freq=1",
         ],
     )  # fmt: skip
@@ -54,6 +55,13 @@ def _wait_for_checkpoint(dump_dir: Path, step: int, alive=lambda: True) -> None:
     while read_state(step_dir) is None:
         assert alive() and time.time() < deadline, f"no checkpoint {step_dir}"
         time.sleep(0.05)
+
+
+def _is_new_worker(proc: psutil.Process, since: float) -> bool:
+    try:
+        return proc.create_time() > since and "RayTrainWorker" in " ".join(proc.cmdline())
+    except psutil.Error:  # gone meanwhile
+        return False
 
 
 def _ids(dump_dir: Path) -> dict:
@@ -78,13 +86,14 @@ def test_a_killed_worker_costs_no_record_and_repeats_none(
 
     def kill() -> None:
         workers: list = []
-        while not workers:  # found before the checkpoint: looking is slow on a busy machine
+        while not workers:  # this run's, found before the checkpoint: looking is slow
             time.sleep(0.2)
-            workers = [p for p in _raylet_children() if "RayTrainWorker" in " ".join(p.cmdline())]
-        _wait_for_checkpoint(tmp_path / "run", 9)
+            workers = [p for p in _raylet_children() if _is_new_worker(p, started)]
+        _wait_for_checkpoint(tmp_path / "run", 27)
         os.kill(workers[0].pid, signal.SIGKILL)
         killed.append(workers[0].pid)
 
+    started = time.time()
     killer = threading.Thread(target=kill)
     killer.start()
     train(_cfg(demo_assets, tmp_path / "run"))
@@ -111,7 +120,7 @@ def test_a_killed_driver_then_the_same_command_costs_no_record_and_repeats_none(
     }
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=log, stderr=log)
-        _wait_for_checkpoint(tmp_path / "run", 9, alive=lambda: driver.poll() is None)
+        _wait_for_checkpoint(tmp_path / "run", 27, alive=lambda: driver.poll() is None)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     train(cfg)
