@@ -1,10 +1,11 @@
 """Validation during training (``eval``): the driver's checks, the log, and a real run.
 
 The run: real Ray Train, 2 workers, DeepSpeed ZeRO-3 (gloo), the tiny demo LLaVA, 4 steps with
-validation every 2 on 5 held-out records (4 with images, 1 text-only: one rank gets a batch more
-than the other and runs the dummy example to match it; a batch without images gets one appended).
-Its ``val_loss`` at steps 2 and 4 equals the same loss computed in one process, record by record,
-with the weights of the checkpoint of that step; no validation record is trained on.
+validation every 2 on 5 held-out records (3 with images, 2 text-only: one rank gets a batch more
+than the other, which runs the dummy example to match it; its one batch has no image and gets the
+dummy appended). Its ``val_loss`` at steps 2 and 4 equals the same loss computed in one process,
+record by record, with the weights of the checkpoint of that step; no validation record is trained
+on, and the training losses are those of the same run without validation.
 """
 
 from __future__ import annotations
@@ -96,9 +97,11 @@ STEPS, EVERY = 4, 2
 
 
 def _heldout(tmp: Path, assets: Path) -> Path:
-    """A registry: the demo's, plus ``heldout``: 4 demo VQA test records and one text-only."""
-    lines = (assets / "data/plm/shapes/vqa_test.jsonl").read_text().splitlines()[:4]
-    lines.append(json.dumps(qa("What is 2+2?", "4", image=None)))
+    """A registry: the demo's, plus ``heldout``: 3 demo VQA test records with 2 text-only ones
+    between them (rank 0 gets the 3: two batches; rank 1 the 2: one batch without images)."""
+    vqa = (assets / "data/plm/shapes/vqa_test.jsonl").read_text().splitlines()
+    text = [json.dumps(qa(q, a, image=None)) for q, a in [("What is 2+2?", "4"), ("Hi?", "hello")]]
+    lines = [vqa[0], text[0], vqa[1], text[1], vqa[2]]
     (tmp / "heldout.jsonl").write_text("\n".join(lines) + "\n")
     registry = yaml.safe_load((assets / "datasets.yaml").read_text())
     registry["heldout"] = {
@@ -110,18 +113,14 @@ def _heldout(tmp: Path, assets: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def validated(demo_assets: Path, tmp_path_factory):
-    from ray_vlm.train.trainer import train
-
-    tmp = tmp_path_factory.mktemp("validation")
-    cfg = load_config(
+def _run_cfg(tmp: Path, assets: Path, *overrides: str) -> FinetuneConfig:
+    return load_config(
         FinetuneConfig,
         [
             f"dump_dir={tmp / 'run'}",
-            f"checkpoint.init_ckpt_path={demo_assets / 'models/llava'}",
+            f"checkpoint.init_ckpt_path={assets / 'models/llava'}",
             f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero3.json'}",
-            f"data.datasets_yaml={_heldout(tmp, demo_assets)}",
+            f"data.datasets_yaml={_heldout(tmp, assets)}",
             "data.datamix=demo_captions:1",
             "data.preprocess_workers=1",
             "eval.datamix=heldout:1",
@@ -129,8 +128,16 @@ def validated(demo_assets: Path, tmp_path_factory):
             "batch_size=2", f"steps={STEPS}", "optim.lr=1e-3", "optim.warmup=1",
             f"checkpoint.dump.every={EVERY}", "checkpoint.dump.keep=0",
             "logging.freq=1", "logging.record_ids=true", "logging.tensorboard=true",
+            *overrides,
         ],
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def validated(demo_assets: Path, tmp_path_factory):
+    from ray_vlm.train.trainer import train
+
+    cfg = _run_cfg(tmp_path_factory.mktemp("validation"), demo_assets)
     return cfg, train(cfg)
 
 
@@ -204,3 +211,18 @@ def test_validation_records_are_never_trained_on_and_reach_the_trackers(validate
     events = EventAccumulator(str(Path(result.dump_dir.uri) / "tensorboard"))
     events.Reload()
     assert [s.step for s in events.Scalars("val_loss")] == [EVERY, STEPS]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_local")
+def test_validation_leaves_training_unchanged(validated, demo_assets: Path, tmp_path: Path) -> None:
+    from ray_vlm.train.trainer import train
+
+    _, result = validated
+    plain = train(_run_cfg(tmp_path, demo_assets, "eval.datamix=''", "checkpoint.dump.every=0"))
+    assert [r for r in plain.metrics if "val_loss" in r] == []
+    trained = [r for r in result.metrics if "loss" in r]
+    assert [r["step"] for r in plain.metrics] == [r["step"] for r in trained]
+    assert [r["loss"] for r in plain.metrics] == pytest.approx(
+        [r["loss"] for r in trained], rel=1e-6
+    )
