@@ -5,7 +5,9 @@
 ``config.json`` answered by one HEAD request to the hub (no retries, ``HUB_TIMEOUT_S``). Otherwise
 ``UserError`` names ``key``, the source and the fix (a typo, a gated repo without ``HF_TOKEN``, no
 network). Without this, every Ray actor loading the model retries for minutes, then a traceback.
-``check_finetune(cfg)``: the same for a fine-tune's ``dump_dir``, model and datamix.
+``check_finetune(cfg)``: the same for a fine-tune's ``dump_dir``, model, datamix and validation
+datamix (``eval.datamix``: its names in the registry, no annotation file shared with
+``data.datamix``, so validation records are never trained on).
 
 A cross-cutting module with light imports only (no torch, Ray or transformers): the CLI runs these
 checks before importing a stage, so a command that cannot start ends within seconds.
@@ -23,7 +25,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
-from ray_vlm.config import FinetuneConfig, UserError
+from ray_vlm.config import ConfigError, FinetuneConfig, UserError
 from ray_vlm.records import DatamixEntry, DatasetSpec, select_datamix
 from ray_vlm.storage import is_uri, reach
 
@@ -92,8 +94,32 @@ def check_init_model(source: str) -> None:
     check_model_source(source, "checkpoint.init_ckpt_path")
 
 
-def check_finetune(cfg: FinetuneConfig) -> list[tuple[DatamixEntry, DatasetSpec]]:
-    """What a fine-tune must reach: ``dump_dir``, the model, the datamix (its sources, returned)."""
+Sources = list[tuple[DatamixEntry, DatasetSpec]]
+
+
+def check_validation(cfg: FinetuneConfig, train: Sources) -> Sources:
+    """The sources of ``eval.datamix`` (none when empty); ``ConfigError`` naming ``eval.datamix``
+    for a name not in the registry or a source whose annotation file ``train`` reads too."""
+    if not cfg.eval.datamix:
+        return []
+    try:
+        sources = select_datamix(cfg.eval.datamix, cfg.data.datasets_yaml)
+    except ConfigError as err:
+        raise ConfigError(f"key 'eval.datamix': {err}") from None
+    trained = {spec.annotation: entry.name for entry, spec in train}
+    for entry, spec in sources:
+        if spec.annotation in trained:
+            raise ConfigError(
+                f"key 'eval.datamix': '{entry.name}' reads {spec.annotation}, which data.datamix "
+                f"trains on (as '{trained[spec.annotation]}'); validate on held-out records only"
+            )
+    return sources
+
+
+def check_finetune(cfg: FinetuneConfig) -> tuple[Sources, Sources]:
+    """What a fine-tune must reach: ``dump_dir``, the model, the datamix and the validation
+    datamix; returns the sources of both (``check_validation``)."""
     reach(cfg.dump_dir, "dump_dir")
     check_init_model(cfg.checkpoint.init_ckpt_path)
-    return select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
+    train = select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
+    return train, check_validation(cfg, train)

@@ -205,6 +205,20 @@ class LoggingConfig:
 
 
 @dataclass
+class ValidationConfig:
+    datamix: str = ""
+    """Held-out sources scored during training, datamix syntax (``demo_vqa_test:1``; names from
+    ``data.datasets_yaml``): every record of each source once, the weights unused. Empty: no
+    validation. A source whose annotation file ``data.datamix`` also reads is refused."""
+    every: int = 0
+    """Validate every this many steps, and always at the last step; 0: only at the last step."""
+
+    def __post_init__(self) -> None:
+        if self.every < 0:
+            raise ConfigError("key 'eval.every': must be >= 0")
+
+
+@dataclass
 class FinetuneConfig:
     dump_dir: str = "demo_out/runs/finetune"
     """Where checkpoints, logs, metrics and the resolved config are written: a local path, a shared
@@ -226,6 +240,8 @@ class FinetuneConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    eval: ValidationConfig = field(default_factory=ValidationConfig)
+    """Validation loss during training on held-out records (``train/validation.py``)."""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_acc_steps < 1:

@@ -6,7 +6,9 @@ at the first start and afterwards only extended, so plan positions keep their me
 resumes. ``data_start`` reads the newest checkpoint's ``DataOrder`` and rank positions (deals the
 untrained positions anew when the world size changed) and extends plan and order when what is
 left would not last the remaining steps: ``steps left x global batch`` records plus a margin for
-records the pipeline rejects (``MARGIN``) and one length-grouping window per rank.
+records the pipeline rejects (``MARGIN``) and one length-grouping window per rank. The validation
+plan (``eval.datamix``, ``run_start``) travels beside it, planned anew each start: nothing trains
+on it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class DataStart:
     """Every rank's position in ``order`` (all at 0 for a fresh or resharded order)."""
     step: int
     """The checkpoint step these come from (0: none)."""
+    validation: tuple[Chunk, ...] = ()
+    """The validation plan: every record of ``eval.datamix`` once (empty: no validation)."""
 
 
 def window_size(cfg: FinetuneConfig) -> int:

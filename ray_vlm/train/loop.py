@@ -15,9 +15,10 @@
    ``engine.backward`` of its summed answer-token loss scaled to the global mean (``loss.py``),
    ``engine.step``; one all-reduce of ``[loss sum, answer tokens, examples, tokens]`` for the logs
    (collectives on the engine's device: NCCL takes CUDA tensors only);
-3. every ``logging.freq`` steps rank 0 writes metrics; every ``checkpoint.dump.every`` steps and at
-   the last step every rank saves its part of a checkpoint with its data position
-   (``checkpoint.py``).
+3. every ``logging.freq`` steps rank 0 writes metrics; when ``eval.datamix`` is set, every
+   ``eval.every`` steps and at the last step all ranks compute the validation loss
+   (``validation.py``) and rank 0 logs it; every ``checkpoint.dump.every`` steps and at the last
+   step every rank saves its part of a checkpoint with its data position (``checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from ray_vlm.train.run_state import TrainState, data_position
 from ray_vlm.train.session import Session
 from ray_vlm.train.tracking import Trackers
 from ray_vlm.train.trainable import apply_trainable, trainable_report
+from ray_vlm.train.validation import Validation
 
 
 def _start_position(
@@ -91,6 +93,11 @@ class Recipe:
             self._note(f"  {name}: {trainable:,} of {total:,} parameters train")
         for note in notes:
             self._note(note)
+        self.validation = (  # before the training pipeline: its rows are read once, up front
+            Validation(cfg, data.validation, session, processor, token_types)
+            if data.validation
+            else None
+        )
         rows = session.rows(pieces(data.plan, self.order.sequence(self.rank, start.next_index)))
         self.batches = MicroBatches(
             rows,
@@ -153,6 +160,8 @@ class Recipe:
                     self.log.metrics({**row, **{k: float(v) for k, v in rates.items()}}, cfg.steps)
                 window.zero_()
                 started = time.perf_counter()
+            if self.validation is not None and self.validation.due(self.step):
+                started += self._validate()  # not counted in the training rates
             if (every > 0 and self.step % every == 0) or self.step == cfg.steps:
                 state = TrainState(
                     self.step, self.samples, self.world, self.rank, cfg.seed, self.batches.position
@@ -160,6 +169,14 @@ class Recipe:
                 save_checkpoint(self.engine, state, self.order, cfg, self.base, self.session, row)
         if self.log is not None:
             self.log.close()
+
+    def _validate(self) -> float:
+        """Validation at this step, logged by rank 0; returns the seconds it took."""
+        began = time.perf_counter()
+        row = self.validation.run(self.engine, self.step)
+        if self.log is not None:
+            self.log.validation(self.step, row, self.cfg.steps)
+        return time.perf_counter() - began
 
     def _log_record_ids(self, ids: list[tuple[str, ...]]) -> None:
         """Rank 0 writes which records every rank's micro-batches of this step held."""

@@ -6,8 +6,11 @@ Rank 0 owns a ``RunLog``. ``metrics.jsonl`` has one JSON object per logged step:
 ``{"step", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s"}`` (``loss`` is the step's
 training loss: the mean cross-entropy over every answer token of the global batch, see
 ``loss.py``; ``grad_norm`` is the global norm before clipping, ``grad_norm.py``; the rates count
-real, unpadded examples and tokens of all ranks since the previous line); every row also goes to
-the run's TensorBoard / MLflow trackers when they are on (``tracking.py``). ``record_ids.jsonl`` has one
+real, unpadded examples and tokens of all ranks since the previous line, time spent validating
+left out), and, when validation is on (``eval``), one row per validation
+``{"step", "val_loss", "val_examples", "val_tokens"}`` (``validation.py``; after that step's
+training row if it has one); every row also goes to the run's TensorBoard / MLflow trackers when they are on
+(``tracking.py``). ``loss.png`` shows the training loss and the validation losses as points. ``record_ids.jsonl`` has one
 object per step, ``{"step", "ranks": [[ids of micro-batch 0, ...] per rank]}``. On resume, lines
 past the resumed step are dropped first, so a restarted stretch is not counted twice.
 ``train.log`` gets a readable progress line per logged step and the run's notes; each line is
@@ -80,6 +83,20 @@ class RunLog:
             f"{row['tokens_per_s']:.0f} tokens/s"
         )
 
+    def validation(self, step: int, row: dict | None, steps: int) -> None:
+        """A validation row (``validation.py``) in ``metrics.jsonl`` and the trackers, and a line
+        for ``train.log``; ``None``: the validation records held no answer token."""
+        if row is None:
+            self.note(f"validation at step {step}/{steps}: no answer tokens in eval.datamix")
+            return
+        (self.dump_dir / METRICS).append_text(json.dumps(row) + "\n")
+        if self.trackers is not None:
+            self.trackers.log(row, step)
+        self.note(
+            f"validation at step {step}/{steps}: val_loss {row['val_loss']:.4f} over "
+            f"{row['val_examples']} examples ({row['val_tokens']} answer tokens)"
+        )
+
     def close(self) -> None:
         """The end of training: the trackers finish."""
         if self.trackers is not None:
@@ -87,7 +104,8 @@ class RunLog:
 
 
 def plot_loss(dump_dir: str | os.PathLike | Location) -> Location | None:
-    """``loss.png``: loss against step from ``metrics.jsonl``; ``None`` when nothing was logged."""
+    """``loss.png``: training loss (a line) and validation loss (points) against step from
+    ``metrics.jsonl``; ``None`` when nothing was logged."""
     dump_dir = Location.of(dump_dir)
     rows = read_metrics(dump_dir)
     if not rows:
@@ -97,10 +115,16 @@ def plot_loss(dump_dir: str | os.PathLike | Location) -> Location | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    train = [r for r in rows if "loss" in r]
+    val = [r for r in rows if "val_loss" in r]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows])
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="training loss")
+    if val:
+        steps, losses = [r["step"] for r in val], [r["val_loss"] for r in val]
+        ax.plot(steps, losses, "o--", label="validation loss")
+        ax.legend()
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

@@ -3,7 +3,8 @@
 ``start_run(cfg)`` makes local paths absolute (workers may run elsewhere, the MLflow store
 too), checks that the trackers it asks for are installed and what the run must reach (``preflight.check_finetune``: ``UserError`` naming the key), writes the resolved
 config to ``<dump_dir>/config.yaml``, reads the newest checkpoint's state and, unless that
-checkpoint already finished the run, plans the data (``data_plan.data_start``).
+checkpoint already finished the run, plans the data (``data_plan.data_start``) and the
+validation records (``eval.datamix``, every record once: ``stream_plan.plan_each_once``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ray_vlm.config import FinetuneConfig, config_to_yaml
 from ray_vlm.preflight import check_finetune
+from ray_vlm.preprocess.stream_plan import plan_each_once
 from ray_vlm.records import DatamixEntry, DatasetSpec
 from ray_vlm.storage import Location
 from ray_vlm.train.data_plan import DataStart, data_start
@@ -27,6 +29,7 @@ class RunStart:
     cfg: FinetuneConfig
     """The resolved config (local paths absolute, ``dump_dir`` a URI or absolute path)."""
     sources: list[tuple[DatamixEntry, DatasetSpec]]
+    """Every source the run reads: ``data.datamix``'s, then ``eval.datamix``'s."""
     state: TrainState | None
     """The newest checkpoint's state (``None``: a fresh run)."""
     data: DataStart | None
@@ -55,10 +58,14 @@ def resolved(cfg: FinetuneConfig) -> FinetuneConfig:
 def start_run(cfg: FinetuneConfig) -> RunStart:
     cfg = resolved(cfg)
     check_tracking(cfg.logging)
-    sources = check_finetune(cfg)
+    sources, validation = check_finetune(cfg)
     dump_dir = Location.of(cfg.dump_dir)
     (dump_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
     state = latest_state(dump_dir)
     finished = state is not None and state.step >= cfg.steps
-    data = None if finished else data_start(cfg, sources, state)
-    return RunStart(cfg, sources, state, data)
+    data = None
+    if not finished:
+        data = replace(
+            data_start(cfg, sources, state), validation=tuple(plan_each_once(validation))
+        )
+    return RunStart(cfg, sources + validation, state, data)

@@ -31,6 +31,8 @@ def test_round_trip_through_saved_yaml(tmp_path: Path) -> None:
         (["steps=many"], "'steps'"),
         (["data.group_by_length=perhaps"], "'data.group_by_length'"),
         (["data.bad_records=ignore"], "'data.bad_records'"),
+        (["eval.every=-1"], "'eval.every'"),
+        (["eval.datamx=a:1"], "'eval.datamx'"),
         (["steps"], "key=value"),
         (["config=/no/such/file.yaml"], "/no/such/file.yaml"),
     ],
