@@ -120,7 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="learning_parity_") as tmp:
         assets = make_demo_assets(Path(tmp) / "assets", models=("llava",))
         cfg = run_config(args.config, assets, Path(tmp) / "run", args.steps)
-        ours = [m["loss"] for m in train(cfg).metrics]
+        ours = [m["loss"] for m in train(cfg).metrics if "loss" in m]
         bare = bare_losses(cfg, step_ids(Path(cfg.dump_dir)))
     ours_w, bare_w = windows(ours), windows(bare)
     print(f"{'steps':>12s} {'ours':>10s} {'bare':>10s} {'rel diff':>9s}")

@@ -97,7 +97,7 @@ def run_demo(out: str | Path, config: str | Path) -> None:
     workers, stage = cfg.distributed.num_workers, cfg.distributed.zero_stage
     _stage(f"train: ZeRO-{stage} on {workers} Ray Train workers, {cfg.steps} steps")
     trained = train_and_export(cfg)
-    losses = [m["loss"] for m in trained.result.metrics]
+    losses = [m["loss"] for m in trained.result.metrics if "loss" in m]  # not validation rows
     print(f"  loss {losses[0]:.3f} -> {losses[-1]:.3f}; checkpoints in {trained.result.dump_dir}")
     print(f"  consolidated Hugging Face model: {trained.hf_dir}")
 
