@@ -71,6 +71,27 @@ def dummy_image_example(processor: ProcessorMixin, max_seq_len: int) -> dict[str
     return {**ex.row(record), "labels": np.full_like(ex.labels, IGNORE)}
 
 
+class ModelInputs:
+    """Examples (encoded rows) -> one padded batch of model keyword arguments (``collate``'s CPU
+    tensors, ``labels`` included), the dummy image example appended when no example has an image
+    (the ZeRO-3 trap above; ``[]`` gives the dummy alone); ``token_type_ids`` only for models
+    whose ``forward`` takes them."""
+
+    def __init__(self, processor: ProcessorMixin, max_seq_len: int, token_types: bool) -> None:
+        self.pad_id = processor.tokenizer.pad_token_id
+        self.pixels = PixelNormalizer.of(processor)
+        self.dummy = dummy_image_example(processor, max_seq_len)
+        self.token_types = token_types
+
+    def __call__(self, examples: list[dict[str, Any]]) -> Inputs:
+        if not any(int(e["num_images"]) for e in examples):
+            examples = [*examples, self.dummy]
+        inputs = collate(examples, self.pad_id, self.pixels)
+        if not self.token_types:
+            del inputs["token_type_ids"]
+        return inputs
+
+
 class MicroBatches:
     def __init__(
         self,
@@ -82,10 +103,7 @@ class MicroBatches:
         token_types: bool,
     ) -> None:
         self.cfg = cfg
-        self.pad_id = processor.tokenizer.pad_token_id
-        self.pixels = PixelNormalizer.of(processor)
-        self.dummy = dummy_image_example(processor, cfg.data.max_seq_len)
-        self.token_types = token_types
+        self.inputs = ModelInputs(processor, cfg.data.max_seq_len, token_types)
         self.position = start
         self._index_of = index_of
         self._batches = self._stream(rows, start)
@@ -129,10 +147,5 @@ class MicroBatches:
     def _micro_batch(self, examples: list[dict[str, Any]]) -> MicroBatch:
         tokens = sum(int(e["num_tokens"]) for e in examples)
         ids = tuple(str(e["source"]) for e in examples)
-        real = len(examples)
-        if not any(int(e["num_images"]) for e in examples):
-            examples = [*examples, self.dummy]
-        inputs = collate(examples, self.pad_id, self.pixels)
-        if not self.token_types:
-            del inputs["token_type_ids"]
-        return MicroBatch(inputs, real, tokens, answer_tokens(inputs["labels"]), ids)
+        inputs = self.inputs(examples)
+        return MicroBatch(inputs, len(examples), tokens, answer_tokens(inputs["labels"]), ids)

@@ -35,10 +35,8 @@ from transformers import ProcessorMixin
 
 from ray_vlm.config import FinetuneConfig
 from ray_vlm.device import to_device
-from ray_vlm.preprocess.batching import collate
-from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.preprocess.stream_plan import Chunk, pieces
-from ray_vlm.train.batches import Inputs, dummy_image_example
+from ray_vlm.train.batches import Inputs, ModelInputs
 from ray_vlm.train.data_order import DataOrder
 from ray_vlm.train.loss import answer_tokens, summed_token_loss
 from ray_vlm.train.session import Session
@@ -54,10 +52,7 @@ class Validation:
         token_types: bool,
     ) -> None:
         self.cfg = cfg
-        self.pad_id = processor.tokenizer.pad_token_id
-        self.pixels = PixelNormalizer.of(processor)
-        self.dummy = dummy_image_example(processor, cfg.data.max_seq_len)
-        self.token_types = token_types
+        self.inputs = ModelInputs(processor, cfg.data.max_seq_len, token_types)
         plan = list(plan)
         order = DataOrder.fresh(sum(c.limit for c in plan), session.world)
         rows = sorted(
@@ -71,13 +66,7 @@ class Validation:
         """The dummy example alone: what a rank out of batches runs."""
 
     def _batch(self, examples: list[dict[str, Any]]) -> tuple[Inputs, int]:
-        real = len(examples)
-        if not any(int(e["num_images"]) for e in examples):
-            examples = [*examples, self.dummy]
-        inputs = collate(examples, self.pad_id, self.pixels)
-        if not self.token_types:
-            del inputs["token_type_ids"]
-        return inputs, real
+        return self.inputs(examples), len(examples)
 
     def due(self, step: int) -> bool:
         every = self.cfg.eval.every
