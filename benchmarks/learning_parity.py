@@ -101,7 +101,7 @@ def bare_losses(cfg: FinetuneConfig, ids: dict[int, list]) -> list[float]:
             torch.nn.utils.clip_grad_norm_(params, o.clip)
         optimizer.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 
