@@ -9,6 +9,7 @@ three: none missing, none twice, in the uninterrupted order.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ import ray
 
 from ray_vlm.config import FinetuneConfig, config_to_yaml, load_config
 from ray_vlm.train.record_ids import step_ids
-from ray_vlm.train.run_state import read_state
+from ray_vlm.train.run_state import RAY_SNAPSHOT
 from ray_vlm.train.trainer import train
 from tests.conftest import REPO
 from tests.train.test_train_run import _raylet_children
@@ -49,11 +50,21 @@ def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:
     )  # fmt: skip
 
 
+def _registered(dump_dir: Path, step: int) -> bool:
+    """Whether Ray Train registered checkpoint ``step`` (what a restart resumes from); its files
+    are all there a moment before."""
+    snapshot = dump_dir / "checkpoints" / RAY_SNAPSHOT
+    try:
+        latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+    except (OSError, ValueError):  # not written yet, or being written
+        return False
+    return int(latest.get("checkpoint_dir_name", "0")) >= step
+
+
 def _wait_for_checkpoint(dump_dir: Path, step: int, alive=lambda: True) -> None:
-    step_dir = dump_dir / "checkpoints" / f"{step:010d}"
     deadline = time.time() + 600
-    while read_state(step_dir) is None:
-        assert alive() and time.time() < deadline, f"no checkpoint {step_dir}"
+    while not _registered(dump_dir, step):
+        assert alive() and time.time() < deadline, f"checkpoint {step} of {dump_dir} not registered"
         time.sleep(0.05)
 
 
