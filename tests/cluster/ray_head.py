@@ -146,12 +146,16 @@ class RayHead:
         return answer["data"]["result"]["result"]
 
     def submit(
-        self, *entrypoint: str, env: dict | None = None, timeout: float = 600
+        self,
+        *entrypoint: str,
+        env: dict | None = None,
+        timeout: float = 600,
+        runtime_env: str = "jobs/runtime_env.yaml",
     ) -> subprocess.CompletedProcess:
         cmd = [
             str(VENV_BIN / "ray"), "job", "submit",
             "--address", self.dashboard,
-            "--runtime-env", "jobs/runtime_env.yaml",
+            "--runtime-env", runtime_env,
             "--", *entrypoint,
         ]  # fmt: skip
         return self.run_client(cmd, self.env if env is None else env, timeout)

@@ -23,7 +23,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-SCALE_DOWN_TIMEOUT_S = 180
+SCALE_DOWN_TIMEOUT_S = 360
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,14 @@ def test_a_job_scales_the_cluster_up_and_idle_nodes_go_away(
 ) -> None:
     assert _workers(head) == {}
     dump_dir = tmp_path_factory.mktemp("shared") / "run"
-    job = head.submit(*finetune_entrypoint(demo_assets, dump_dir, "distributed.num_workers=2"))
+    # Fake nodes share this machine's session directory: each node's runtime-env agent would
+    # delete and unpack the job's uploaded working_dir again in the same place when it first
+    # sees it, under the other nodes' running processes. The repo is used in place instead.
+    runtime_env = tmp_path_factory.mktemp("env") / "runtime_env.yaml"
+    settings = yaml.safe_load((REPO / "jobs/runtime_env.yaml").read_text())
+    runtime_env.write_text(yaml.safe_dump({**settings, "working_dir": f"local://{REPO}"}))
+    entrypoint = finetune_entrypoint(demo_assets, dump_dir, "distributed.num_workers=2")
+    job = head.submit(*entrypoint, runtime_env=str(runtime_env))
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     state = read_state(dump_dir / "checkpoints" / f"{2:010d}")
     assert state is not None and state.world_size == 2
