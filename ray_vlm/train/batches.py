@@ -106,13 +106,22 @@ class MicroBatches:
         self.inputs = ModelInputs(processor, cfg.data.max_seq_len, token_types)
         self.position = start
         self._index_of = index_of
-        self._batches = self._stream(rows, start)
+        self._rows = iter(rows)
+        self._batches = self._stream(self._rows, start)
 
     def __iter__(self) -> MicroBatches:
         return self
 
     def __next__(self) -> MicroBatch:
         return next(self._batches)
+
+    def close(self) -> None:
+        """Stop reading rows: a Ray Data stream shuts its execution down, which withdraws its
+        requests to the cluster's autoscaler (left behind, they keep nodes up for minutes)."""
+        self._batches.close()
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
 
     def _stream(self, rows: Iterable[dict[str, Any]], start: RankPosition) -> Iterator[MicroBatch]:
         data = self.cfg.data

@@ -167,6 +167,7 @@ class Recipe:
                     self.step, self.samples, self.world, self.rank, cfg.seed, self.batches.position
                 )
                 save_checkpoint(self.engine, state, self.order, cfg, self.base, self.session, row)
+        self.batches.close()
         if self.log is not None:
             self.log.close()
 
