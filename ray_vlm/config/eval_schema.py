@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ray_vlm.config.loader import ConfigError
-from ray_vlm.config.serve_schema import ServeConfig
+from ray_vlm.config.serve_schema import BatchingConfig, ServeConfig
 
 TASKS = ("caption", "vqa", "exact")
 
 
 def _eval_serve_defaults() -> ServeConfig:
-    return ServeConfig(app_name="ray_vlm_eval")
+    return ServeConfig(app_name="ray_vlm_eval", batching=BatchingConfig(max_batch_size=32))
 
 
 @dataclass
@@ -32,10 +32,14 @@ class EvalConfig:
     """Where ``predictions.jsonl``, ``metrics.json`` and ``report.html`` are written."""
     max_new_tokens: int = 32
     """Longest generated answer (greedy decoding)."""
-    batch_size: int = 16
-    """Records one Ray Data batch sends to the replicas at once (they batch across senders)."""
-    concurrency: int = 2
-    """Ray Data actors sending batches to the replicas."""
+    batch_size: int = 0
+    """Records sent to a replica in one call (one Ray Data batch); the replica generates them in
+    groups of at most ``serve.batching.max_batch_size`` of similar prompt length.
+    0: ``serve.batching.max_batch_size`` (one ``model.generate`` call per batch)."""
+    batches_in_flight: int = 0
+    """Batches sent to the replicas and not yet answered. 0: two per generation replica
+    (``serve.replicas.max_replicas``), so that each replica prepares its next batch (image
+    decoding, processor) while it generates the current one."""
     connect_app: str = ""
     """Name of a running Serve application to use instead of starting one (it must serve
     ``ckpt``); empty: start ``serve.app_name`` for each model and shut it down after."""
@@ -45,5 +49,17 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"key 'task': '{self.task}' is not one of {', '.join(TASKS)}")
-        if self.batch_size < 1 or self.concurrency < 1 or self.max_new_tokens < 1:
-            raise ConfigError("keys 'batch_size', 'concurrency', 'max_new_tokens': must be >= 1")
+        if self.batch_size < 0 or self.batches_in_flight < 0:
+            raise ConfigError(
+                "keys 'batch_size', 'batches_in_flight': must be >= 0 (0: the default)"
+            )
+        if self.max_new_tokens < 1:
+            raise ConfigError("key 'max_new_tokens': must be >= 1")
+
+    @property
+    def records_per_batch(self) -> int:
+        return self.batch_size or self.serve.batching.max_batch_size
+
+    @property
+    def in_flight(self) -> int:
+        return self.batches_in_flight or 2 * self.serve.replicas.max_replicas

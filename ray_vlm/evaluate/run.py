@@ -1,13 +1,15 @@
 """``ray-vlm evaluate``: score a model (and optionally a second one) on a split, through Serve.
 
 For each model: resolve it to a Hugging Face directory (consolidating a raw checkpoint if
-needed), start generation replicas for it (or use the running application ``connect_app``),
+needed), start generation replicas for it or reuse the ones an ``EvalSession`` keeps (or use the
+running application ``connect_app``),
 stream the split through them (``predict``), gather references, score once over everything.
 Writes to ``out_dir``:
 
 - ``predictions.jsonl``: per sample ``id, images, question, question_type, references`` and, per
   model label (``model``, ``compare``), ``prediction``/``score``/``error``;
-- ``metrics.json``: ``{label: {ckpt, task, <metrics>, samples, failed, invalid_records}}``, plus
+- ``metrics.json``: ``{label: {ckpt, task, <metrics>, samples, failed, invalid_records, timing}}``
+  (``timing``: seconds per stage, ``start_s`` / ``generate_s`` / ``score_s``, and records/s), plus
   ``per_question_type: {type: {<primary metric>, count}}`` when the records carry question types;
 - ``report.html``: metrics (and per question type), then images beside predictions and
   references, worst first, side by side.
@@ -15,24 +17,23 @@ Writes to ``out_dir``:
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray import serve
-
 from ray_vlm.config import save_config
 from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.evaluate.html_report import write_report
-from ray_vlm.evaluate.predict import SENDER_CPUS, predict
+from ray_vlm.evaluate.predict import predict
 from ray_vlm.evaluate.scoring import PRIMARY_METRIC, Sample, gather_samples, score_samples
+from ray_vlm.evaluate.session import EvalSession
 from ray_vlm.export import locate_model
 from ray_vlm.preprocess.ray_runtime import ensure_ray
-from ray_vlm.preprocess.resources import Demand, Part, check_fits, serve_demand
+from ray_vlm.preprocess.resources import serve_demand
 from ray_vlm.records import DatasetSpec, select_datamix
-from ray_vlm.serve import build_application, start_serve, stop_serve
 
 
 @dataclass
@@ -47,21 +48,22 @@ class EvalResult:
 
 
 def _score_model(
-    label: str, ckpt: str, model_dir: str, spec: DatasetSpec, cfg: EvalConfig
-) -> tuple:
-    app = cfg.connect_app or cfg.serve.app_name
-    if not cfg.connect_app:
-        serve_cfg = dataclasses.replace(cfg.serve, ckpt=model_dir)
-        start_serve()
-        serve.run(build_application(serve_cfg), name=app, route_prefix=None)
-    try:
-        rows, invalid = predict(spec, app, cfg, label)
-    finally:
-        if not cfg.connect_app:
-            serve.delete(app)
-    samples = gather_samples(rows)
+    label: str, ckpt: str, model_dir: str, spec: DatasetSpec, cfg: EvalConfig, session: EvalSession
+) -> tuple[list[Sample], dict[str, Any]]:
+    """The samples and metrics of one model; ``timing``: seconds per stage (``start_s``: its
+    replicas, 0 when reused; ``generate_s``; ``score_s``) and the records/s of the stream."""
+    app, start_s = (
+        (cfg.connect_app, 0.0) if cfg.connect_app else session.application(cfg.serve, model_dir)
+    )
+    predicted = predict(spec, session.dispatcher, app, cfg, label)
+    start = time.perf_counter()
+    samples = gather_samples(predicted.rows)
     metrics = score_samples(cfg.task, samples)
-    return samples, {"ckpt": ckpt, "task": cfg.task, **metrics, "invalid_records": len(invalid)}
+    timing = {"start_s": start_s, "generate_s": predicted.seconds,
+              "score_s": time.perf_counter() - start, **predicted.rates()}  # fmt: skip
+    invalid = len(predicted.invalid)
+    return samples, {"ckpt": ckpt, "task": cfg.task, **metrics, "invalid_records": invalid,
+                     "timing": timing}  # fmt: skip
 
 
 def _write_predictions(path: Path, samples: dict[str, list[Sample]]) -> None:
@@ -81,30 +83,26 @@ def _write_predictions(path: Path, samples: dict[str, list[Sample]]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def evaluate(cfg: EvalConfig) -> EvalResult:
+def evaluate(cfg: EvalConfig, session: EvalSession | None = None) -> EvalResult:
     """Score ``cfg.ckpt`` (and ``cfg.compare``) on ``cfg.data``; outputs in ``cfg.out_dir``.
-    The split and the models are located before Ray starts (``UserError`` when unreachable)."""
+    The split and the models are located before Ray starts (``UserError`` when unreachable).
+    ``session``: replicas to share with other evaluations (one for this call when ``None``)."""
     ((_, spec),) = select_datamix(f"{cfg.data}:1", cfg.datasets_yaml)
     models = {"model": cfg.ckpt, **({"compare": cfg.compare} if cfg.compare else {})}
     located = {
         label: locate_model(ckpt, "ckpt" if label == "model" else label)
         for label, ckpt in models.items()
     }
-    senders = Part("evaluation senders", cfg.concurrency, SENDER_CPUS, 0, "concurrency", "")
-    demand = serve_demand(cfg.serve) + Demand((senders,))
-    ensure_ray(demand.cpus)
-    if not cfg.connect_app:
-        check_fits(demand)
+    ensure_ray(len(models) * serve_demand(cfg.serve, http=False).cpus)
     out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     samples, metrics = {}, {}
-    try:
+    with contextlib.nullcontext(session) if session else EvalSession() as shared:
         for label, ckpt in models.items():
-            samples[label], metrics[label] = _score_model(label, ckpt, located[label], spec, cfg)
-    finally:
-        if not cfg.connect_app and not serve.status().applications:
-            stop_serve()  # Serve was started for this evaluation only: leave no HTTP proxy
+            samples[label], metrics[label] = _score_model(
+                label, ckpt, located[label], spec, cfg, shared
+            )
     _write_predictions(out / "predictions.jsonl", samples)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     title = f"{cfg.task} on {cfg.data}: {PRIMARY_METRIC[cfg.task]}"
@@ -117,13 +115,15 @@ def format_metrics(result: EvalResult) -> str:
     question types, the primary metric per type (``vqa_accuracy [colour] (n=10)``)."""
     labels = list(result.metrics)
     first = result.metrics[labels[0]]
-    keys = [k for k in first if k not in ("ckpt", "task", "per_question_type")]
+    keys = [k for k in first if k not in ("ckpt", "task", "per_question_type", "timing")]
     rows = [(key, [result.metrics[label].get(key) for label in labels]) for key in keys]
     metric = PRIMARY_METRIC[first["task"]]
     for qtype, entry in first.get("per_question_type", {}).items():
         name = f"{metric} [{qtype}] (n={entry['count']})"
         values = [result.metrics[label]["per_question_type"][qtype][metric] for label in labels]
         rows.append((name, values))
+    for key in first.get("timing", {}):
+        rows.append((key, [result.metrics[label]["timing"][key] for label in labels]))
     width = max(18, *(len(name) + 2 for name, _ in rows))
     lines = [f"{'metric':{width}s}" + "".join(f"{label:>14s}" for label in labels)]
     for name, values in rows:

@@ -11,14 +11,20 @@ Two prompt styles, chosen by the processor's type:
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from transformers import PaliGemmaProcessor, ProcessorMixin
+from typing import TYPE_CHECKING
 
 from ray_vlm.records import ASSISTANT, USER, Turn
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
 
 
 def prompt_style(processor: ProcessorMixin) -> str:
     """``prefix_suffix`` for PaliGemma-style processors, else ``chat``."""
+    # Imported here: the Ray tasks that only read records import this package, and transformers
+    # (with torch) would cost each new worker process seconds.
+    from transformers import PaliGemmaProcessor
+
     return "prefix_suffix" if isinstance(processor, PaliGemmaProcessor) else "chat"
 
 

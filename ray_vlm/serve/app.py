@@ -56,12 +56,23 @@ def ingress_options(cfg: ServeConfig) -> dict[str, Any]:
     }
 
 
-def build_application(cfg: ServeConfig) -> Application:
-    """The bound application for ``serve.run`` (a local ``ckpt`` path is made absolute)."""
+def _absolute(cfg: ServeConfig) -> ServeConfig:
+    """A local ``ckpt`` path made absolute (replicas may run in other working directories)."""
     if Path(cfg.ckpt).exists():
-        cfg = dataclasses.replace(cfg, ckpt=str(Path(cfg.ckpt).resolve()))
-    generator = VLMGenerator.options(**generator_options(cfg)).bind(cfg)
-    return OpenAIIngress.options(**ingress_options(cfg)).bind(generator, cfg)
+        return dataclasses.replace(cfg, ckpt=str(Path(cfg.ckpt).resolve()))
+    return cfg
+
+
+def build_generator_application(cfg: ServeConfig) -> Application:
+    """Generation replicas alone, for in-cluster callers (``VLMHandle``; batch evaluation)."""
+    cfg = _absolute(cfg)
+    return VLMGenerator.options(**generator_options(cfg)).bind(cfg)
+
+
+def build_application(cfg: ServeConfig) -> Application:
+    """The bound application for ``serve.run``: the HTTP front over the generation replicas."""
+    cfg = _absolute(cfg)
+    return OpenAIIngress.options(**ingress_options(cfg)).bind(build_generator_application(cfg), cfg)
 
 
 def config_from_args(args: dict[str, Any], origin: str = "application args") -> ServeConfig:

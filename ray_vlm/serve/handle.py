@@ -3,26 +3,23 @@
 From any Ray task or actor of the cluster the application runs on::
 
     vlm = VLMHandle.connect(app_name="ray_vlm", retries=2)
-    answers = vlm.generate_many([([image], "Describe the image."), ...], SamplingParams())
+    batch = RecordBatch((RecordPrompt(("s3://b/0.png",), question_turns("Describe.")),), params)
+    answers = vlm.submit_records(batch).result()  # a Generation or a Refusal per record
 
-Each request goes to a replica on its own; the replicas batch concurrent requests themselves. A
-request whose replica dies is re-sent (generation has no side effects) up to ``retries`` times.
+A call whose replica dies is re-sent (generation has no side effects) up to ``retries`` times.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
-from PIL import Image
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
-from ray_vlm.model import Generation, SamplingParams
-from ray_vlm.model.generation import Prompt
-from ray_vlm.preprocess import question_turns
-from ray_vlm.serve.request import GenerationRequest
+from ray_vlm.model import Generation
+from ray_vlm.model.request_batches import Refusal
+from ray_vlm.serve.request import GenerationRequest, RecordBatch
 
 GENERATOR_DEPLOYMENT = "VLMGenerator"
 REPLICA_FAILURES = (ActorDiedError, ActorUnavailableError)
@@ -35,15 +32,9 @@ class ReplicaFailedError(RuntimeError):
     """A request lost its replica more times than the retry budget allows."""
 
 
-def as_request(
-    images: Sequence[Image.Image], prompt: Prompt, params: SamplingParams
-) -> GenerationRequest:
-    turns = question_turns(prompt) if isinstance(prompt, str) else prompt
-    return GenerationRequest(tuple(images), tuple(turns), params)
-
-
 class VLMHandle:
-    """Calls ``VLMGenerator.generate`` with retries on replica death, sync or async."""
+    """Calls ``VLMGenerator.generate`` (async) or ``generate_records`` (``submit_records``),
+    re-sending a call whose replica died."""
 
     def __init__(self, handle: DeploymentHandle, retries: int) -> None:
         self._handle = handle
@@ -74,41 +65,40 @@ class VLMHandle:
                 self._give_up_or_log(attempt, err)
                 attempt += 1
 
-    def generate_many(
-        self,
-        requests: Sequence[tuple[Sequence[Image.Image], Prompt]],
-        params: SamplingParams,
-        timeout_s: float | None = None,
-        return_errors: bool = False,
-    ) -> list[Generation] | list[Generation | Exception]:
-        """Answer ``(images, question or turns)`` requests, all sent at once, in order.
-
-        ``return_errors``: a request that fails (refused, timed out, out of retries) gives its
-        exception in its place instead of raising, so one bad request does not sink the rest.
-        """
-        reqs = [as_request(images, prompt, params) for images, prompt in requests]
-        responses = [self._send(r) for r in reqs]
-        results: list[Generation | Exception] = []
-        for request, response in zip(reqs, responses, strict=True):
-            try:
-                results.append(self._collect(request, response, timeout_s))
-            except Exception as err:
-                if not return_errors:
-                    raise
-                results.append(err)
-        return results
-
-    def _collect(
-        self, request: GenerationRequest, response: DeploymentResponse, timeout_s: float | None
-    ) -> Generation:
-        attempt = 0
-        while True:
-            try:
-                return response.result(timeout_s=timeout_s)
-            except REPLICA_FAILURES as err:
-                self._give_up_or_log(attempt, err)
-                attempt += 1
-                response = self._send(request)
+    def submit_records(self, batch: RecordBatch) -> PendingRecords:
+        """Send ``batch`` whole to one replica; ``.result()`` waits for its answers."""
+        return PendingRecords(self, batch)
 
     async def context_length_tokens(self) -> int:
         return await self._handle.context_length_tokens.remote()
+
+
+class PendingRecords:
+    """A record batch on its way through a replica (``VLMHandle.submit_records``)."""
+
+    def __init__(self, vlm: VLMHandle, batch: RecordBatch) -> None:
+        self._vlm, self.batch, self._attempt = vlm, batch, 0
+        self._response = self._send()
+
+    def _send(self) -> DeploymentResponse:
+        return self._vlm._handle.generate_records.remote(self.batch)
+
+    def result(self, timeout_s: float | None = None) -> list[Generation | Refusal]:
+        """A ``Generation`` or ``Refusal`` per record, in order. A batch that fails as a whole
+        (its replica died more than ``retries`` times, timed out) gives every record a
+        ``Refusal`` with code ``replica``: its records are counted, not lost."""
+        while True:
+            try:
+                return self._response.result(timeout_s=timeout_s)
+            except REPLICA_FAILURES as err:
+                try:
+                    self._vlm._give_up_or_log(self._attempt, err)
+                except ReplicaFailedError as failed:
+                    return self._refuse_all(str(failed))
+                self._attempt += 1
+                self._response = self._send()
+            except Exception as err:  # noqa: BLE001 - any other failure is this batch's alone
+                return self._refuse_all(f"generation failed: {err}")
+
+    def _refuse_all(self, reason: str) -> list[Generation | Refusal]:
+        return [Refusal(reason, "replica")] * len(self.batch.records)

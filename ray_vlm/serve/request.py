@@ -1,4 +1,5 @@
-"""What a generation replica receives: one conversation with its decoded images and sampling."""
+"""What a generation replica receives: one conversation with its decoded images and sampling
+(HTTP requests, batched dynamically), or a whole batch of records naming their images."""
 
 from __future__ import annotations
 
@@ -18,4 +19,22 @@ class GenerationRequest:
 
     images: tuple[Image.Image, ...]
     turns: tuple[Turn, ...]
+    params: SamplingParams
+
+
+@dataclass(frozen=True)
+class RecordPrompt:
+    """One record of a batch evaluation: its image paths (local, shared FS or ``s3://``; read
+    by the replica, through ``ray_vlm.storage``) and its conversation up to the question."""
+
+    image_paths: tuple[str, ...]
+    turns: tuple[Turn, ...]
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """A batch of records sent whole to one replica (in-cluster callers only: HTTP requests
+    never name files); every record is answered with ``params``."""
+
+    records: tuple[RecordPrompt, ...]
     params: SamplingParams

@@ -35,6 +35,15 @@ def start_serve(http_options: dict[str, Any] | None = None) -> None:
     serve.start(http_options=http_options, controller_options=CONTROLLER_OPTIONS)
 
 
+def serve_running() -> bool:
+    """Whether Serve runs on the connected cluster."""
+    try:
+        _get_global_client()
+    except RayServeException:
+        return False
+    return True
+
+
 def stop_serve(timeout_s: float = 30.0) -> None:
     """Shut Serve down on the connected cluster (applications, HTTP proxies, controller), as
     ``serve.shutdown()`` does; a no-op when Serve does not run there.

@@ -18,10 +18,10 @@ from ray import serve
 
 from ray_vlm.config.loader import config_from_dict
 from ray_vlm.config.serve_schema import ServeConfig
-from ray_vlm.model import SamplingParams
+from ray_vlm.model import Generation, SamplingParams
 from ray_vlm.records import ASSISTANT, USER, Turn
-from ray_vlm.serve.errors import RequestError
 from ray_vlm.serve.handle import VLMHandle
+from ray_vlm.serve.request import RecordBatch, RecordPrompt
 from ray_vlm.serve.serve_processes import SERVE_PROCESS_ENV
 from ray_vlm.serve.server import free_loopback_port, image_data_url, run_server
 from tests.serve.conftest import demo_image, get, image_question, png_data_url, post, serve_session
@@ -237,17 +237,29 @@ def test_api_key_is_enforced_when_set(endpoint) -> None:
     assert client.chat.completions.create(**body).usage.completion_tokens >= 1
 
 
-def test_in_cluster_handle_skips_http(endpoint, demo_assets: Path) -> None:
-    image = Image.open(demo_image(demo_assets)).convert("RGB")
+def test_record_batches_go_whole_and_are_answered_record_by_record(
+    endpoint, demo_assets: Path, tmp_path: Path
+) -> None:
+    """A batch evaluation's batch reaches one replica as one call; records whose image does not
+    decode or whose prompt is too long get their own refusal, the others are answered."""
+    image = str(demo_image(demo_assets))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    conversation = (Turn(USER, "Describe the image."), Turn(ASSISTANT, "a"), Turn(USER, "More?"))
+    records = [
+        RecordPrompt((image,), (Turn(USER, "Describe the image."),)),
+        RecordPrompt((str(tmp_path / "broken.png"),), (Turn(USER, "Describe the image."),)),
+        RecordPrompt((image,), (Turn(USER, "word " * 700),)),
+        RecordPrompt((str(tmp_path / "missing.png"),), (Turn(USER, "What shape is it?"),)),
+        RecordPrompt((image,), conversation),
+        RecordPrompt((), (Turn(USER, "Hi"),)),
+    ]
     vlm = VLMHandle.connect("open", retries=1)
-    conversation = [Turn(USER, "Describe the image."), Turn(ASSISTANT, "a"), Turn(USER, "More?")]
-    out = vlm.generate_many(
-        [([image], "Describe the image."), ([image], conversation), ([], "Hi")],
-        SamplingParams(max_new_tokens=4),
-    )
-    assert [1 <= g.completion_tokens <= 4 for g in out] == [True] * 3
-    with pytest.raises(RequestError, match="context length"):
-        vlm.generate_many([([image], "word " * 700)], SamplingParams(max_new_tokens=4))
+    out = vlm.submit_records(RecordBatch(tuple(records), SamplingParams(max_new_tokens=4))).result()
+    answered = [i for i, r in enumerate(out) if isinstance(r, Generation)]
+    assert answered == [0, 4, 5]
+    assert all(1 <= out[i].completion_tokens <= 4 for i in answered)
+    assert (out[1].code, out[3].code, out[2].code) == ("image", "image", "context_length_exceeded")
+    assert "cannot be decoded" in out[1].reason and "does not exist" in out[3].reason
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
