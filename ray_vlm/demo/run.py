@@ -20,6 +20,7 @@ from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.demo.assets import make_demo_assets
 from ray_vlm.demo.shapes import CAPTION_PROMPT, QUESTIONS, draw, random_shape
 from ray_vlm.evaluate.run import EvalResult, evaluate
+from ray_vlm.evaluate.session import EvalSession
 from ray_vlm.export.finetune import train_and_export
 from ray_vlm.export.generate_one import generate_one
 from ray_vlm.model import SamplingParams
@@ -56,13 +57,15 @@ def _answers(model_dir: str, image: Path) -> list[str]:
     return [generate_one(model_dir, str(image), q, params).text for q in questions]
 
 
-def _evaluate(task: str, after: str, before: str, cfg: FinetuneConfig, out: Path) -> EvalResult:
+def _evaluate(
+    task: str, after: str, before: str, cfg: FinetuneConfig, out: Path, session: EvalSession
+) -> EvalResult:
     overrides = [
         f"ckpt={after}", f"compare={before}", f"data={EVALUATIONS[task]}", f"task={task}",
         f"datasets_yaml={cfg.data.datasets_yaml}", f"out_dir={out / 'eval' / task}",
         "max_new_tokens=16",
     ]  # fmt: skip
-    return evaluate(load_config(EvalConfig, overrides))
+    return evaluate(load_config(EvalConfig, overrides), session)
 
 
 def _score_rows(task: str, result: EvalResult) -> list[tuple[str, float, float, str]]:
@@ -118,9 +121,10 @@ def run_demo(out: str | Path, config: str | Path) -> None:
 
     _stage("evaluate: base (before) vs fine-tuned (after) through Serve replicas")
     rows = []
-    for task in EVALUATIONS:
-        result = _evaluate(task, str(trained.hf_dir), base, cfg, out)
-        rows += _score_rows(task, result)
+    with EvalSession() as session:  # each model's replicas start once, for both tasks
+        for task in EVALUATIONS:
+            result = _evaluate(task, str(trained.hf_dir), base, cfg, out, session)
+            rows += _score_rows(task, result)
     print(f"  {'metric':34s} {'before':>8s} {'after':>8s}")
     for name, before, after, report in rows:
         print(f"  {name:34s} {before:8.3f} {after:8.3f}   {report}".rstrip())

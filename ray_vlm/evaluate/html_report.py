@@ -4,8 +4,9 @@ One model: image | question | prediction | references | score. With a second mod
 both predictions and scores stand side by side, sorted by the first model's score, and the
 metrics table has one column per model (before vs after). When the samples carry question types, a
 second table gives the primary metric and sample count per type (``per_question_type``, as VQAv2
-reports accuracy per answer type), and each sample names its type. Images are embedded as small base64
-thumbnails, so the file can be mailed or opened anywhere.
+reports accuracy per answer type), and each sample names its type. A last table gives the seconds
+each stage took (``timing``: start, generate, score) and the records/s. Images are embedded as
+small base64 thumbnails, so the file can be mailed or opened anywhere.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _prediction_cells(sample: Sample) -> str:
 
 def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
     names = list(metrics)
-    keys = [k for k in metrics[names[0]] if k not in ("ckpt", "per_question_type")]
+    keys = [k for k in metrics[names[0]] if k not in ("ckpt", "per_question_type", "timing")]
     head = "".join(
         f"<th>{html.escape(n)}<br><small>{html.escape(str(metrics[n]['ckpt']))}</small></th>"
         for n in names
@@ -86,6 +87,22 @@ def _question_type_table(metrics: dict[str, dict[str, Any]]) -> str:
         f"<h2>{html.escape(metric)} per question type</h2><table><tr><th>question type</th>"
         f"<th>samples</th>{head}</tr>{''.join(rows)}</table>"
     )
+
+
+def _timing_table(metrics: dict[str, dict[str, Any]]) -> str:
+    """Seconds per stage (start, generate, score) and records/s, one column per model."""
+    names = list(metrics)
+    timing = metrics[names[0]].get("timing")
+    if not timing:
+        return ""
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    rows = "".join(
+        f"<tr><th>{html.escape(key)}</th>"
+        + "".join(f'<td class="score">{_fmt(metrics[n]["timing"][key])}</td>' for n in names)
+        + "</tr>"
+        for key in timing
+    )
+    return f"<h2>Time per stage</h2><table><tr><th>stage</th>{head}</tr>{rows}</table>"
 
 
 def _fmt(value: Any) -> str:
@@ -121,6 +138,7 @@ def write_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<h2>Metrics</h2>{_metrics_table(metrics)}{_question_type_table(metrics)}"
+        f"{_timing_table(metrics)}"
         f"<h2>Samples, worst first ({len(first)})</h2><table><tr><th>image</th><th>question</th>"
         f"<th>references</th>{head}</tr>{''.join(rows)}</table></body></html>"
     )

@@ -12,6 +12,8 @@ from ray_vlm.config import load_config
 from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.evaluate.cider import cider
 from ray_vlm.evaluate.run import evaluate, format_metrics
+from ray_vlm.evaluate.session import EvalSession
+from ray_vlm.serve import serve_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
 
@@ -86,3 +88,28 @@ def test_report_shows_each_image_worst_first(result) -> None:
     page = result.report.read_text()
     assert page.count("<img ") == 3  # the broken image is named, not drawn
     assert "cannot be decoded" in page and "perception_lm" in page
+
+
+def test_a_session_starts_each_model_once_and_times_every_stage(
+    split: Path, demo_assets: Path, tmp_path: Path
+) -> None:
+    models = demo_assets / "models"
+    cfg = load_config(
+        EvalConfig,
+        [f"ckpt={models / 'llava'}", f"compare={models / 'perception_lm'}", "data=tiny_test",
+         f"datasets_yaml={split}", "task=caption", "max_new_tokens=8",
+         f"out_dir={tmp_path}", "serve.replicas.num_cpus=0.5"],
+    )  # fmt: skip
+    with EvalSession() as session:
+        first = evaluate(cfg, session)
+        again = evaluate(cfg, session)
+    assert not serve_running()  # the session started Serve, and stopped it
+    for label in ("model", "compare"):
+        started, reused = first.metrics[label]["timing"], again.metrics[label]["timing"]
+        assert started["start_s"] > 0 and reused["start_s"] == 0
+        for timing in (started, reused):
+            assert timing["generate_s"] > 0 and timing["score_s"] >= 0
+            assert timing["records_per_s"] == pytest.approx(5 / timing["generate_s"])  # 5 parsed
+        assert again.metrics[label]["cider"] == first.metrics[label]["cider"]
+    assert "Time per stage" in again.report.read_text()
+    assert "generate_s" in format_metrics(again)
