@@ -39,6 +39,7 @@ class EvalSession:
         self._apps: dict[str, _App] = {}  # repr(serve config) -> its running application
         self._started_serve = False
         self._dispatcher: ActorHandle | None = None
+        self._started_apps = 0  # names stay unique: the dispatcher keeps a handle per name
 
     def __enter__(self) -> EvalSession:
         return self
@@ -72,9 +73,10 @@ class EvalSession:
         if not self._started_serve and not serve_running():
             start_serve()
             self._started_serve = True
-        name = f"{cfg.app_name}_{len(self._apps)}" if self._apps else cfg.app_name
+        name = f"{cfg.app_name}_{self._started_apps}" if self._started_apps else cfg.app_name
         serve.run(build_generator_application(serve_cfg), name=name, route_prefix=None)
-        self._apps[key] = _App(name, serve_demand(serve_cfg, http=False))
+        self._started_apps += 1
+        self._apps[key] = _App(name, demand)
         return name, time.perf_counter() - start
 
     def close(self) -> None:
