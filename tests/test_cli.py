@@ -56,6 +56,10 @@ def test_demo_runs_the_whole_mission_on_a_local_ray_cluster(tmp_path: Path) -> N
     assert [name for name, _, _ in scores] == ["cider", "vqa_accuracy"]
     for _, before, after in scores:
         assert float(after) > float(before) + 0.2  # clearly better after fine-tuning
+    # The model learnt the task (issue #13 asks 0.9 of the demo; 0.8 leaves room for noise).
+    kinds = re.findall(r"(exact captions|colour questions|shape questions|position questions)"
+                       r" \(n=\d+\)\s+[\d.]+\s+([\d.]+)", out)  # fmt: skip
+    assert len(kinds) == 4 and all(float(after) >= 0.8 for _, after in kinds), kinds
     assert (tmp_path / "demo/eval/caption/report.html").is_file()
 
 

@@ -8,6 +8,7 @@ request -> ``evaluate`` base vs fine-tuned (CIDEr on captions, VQA accuracy) thr
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -68,13 +69,23 @@ def _evaluate(
     return evaluate(load_config(EvalConfig, overrides), session)
 
 
+def _exact_share(result: EvalResult, label: str) -> float:
+    """The share of samples whose prediction equals one of its references, as written."""
+    lines = (result.out_dir / "predictions.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    return sum(r[label]["prediction"] in r["references"] for r in rows) / len(rows)
+
+
 def _score_rows(task: str, result: EvalResult) -> list[tuple[str, float, float, str]]:
-    """``(name, before, after, report)``: the task's primary metric, then that metric per
-    question type (the VQA split's colour / shape / position questions)."""
+    """``(name, before, after, report)``: the task's primary metric, then the captions exactly
+    right, or the metric per question type (the VQA split's colour / shape / position)."""
     metric = PRIMARY[task]
     before, after = result.metrics["compare"], result.metrics["model"]
     rows = [(f"{metric} ({EVALUATIONS[task]})", before[metric], after[metric],
              f"report: {result.report}")]  # fmt: skip
+    if task == "caption":
+        exact = [_exact_share(result, label) for label in ("compare", "model")]
+        rows.append((f"  exact captions (n={after['samples']})", *exact, ""))
     for qtype, entry in after.get("per_question_type", {}).items():
         name = f"  {qtype} questions (n={entry['count']})"
         rows.append((name, before["per_question_type"][qtype][metric], entry[metric], ""))
