@@ -93,8 +93,8 @@ class Dispatcher:
         self, records: ray.data.Dataset, app: str, retries: int, params: SamplingParams,
         batch_size: int, in_flight: int,
     ) -> Iterator[list[dict[str, Any]]]:  # fmt: skip
-        """One list of prediction rows per batch of ``batch_size`` records, ``in_flight``
-        batches sent ahead of the one awaited."""
+        """One list of prediction rows per batch of ``batch_size`` records, in order, with
+        ``in_flight`` batches at the replicas while the oldest is awaited."""
         if app not in self._handles:
             self._handles[app] = VLMHandle.connect(app, retries)
         vlm = self._handles[app]
