@@ -51,13 +51,7 @@ from ray_vlm.demo.assets import make_demo_assets  # noqa: E402
 from ray_vlm.evaluate.run import evaluate  # noqa: E402
 from ray_vlm.model import SamplingParams, generate, load_model, load_processor  # noqa: E402
 from ray_vlm.preprocess.ray_runtime import ensure_ray  # noqa: E402
-from ray_vlm.records import (  # noqa: E402
-    Record,
-    load_image,
-    load_registry,
-    read_records,
-    resolve_spec,  # noqa: E402
-)
+from ray_vlm.records import Record, load_image, load_registry, read_records, resolve_spec  # noqa: E402, E501
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_throughput import big_llava  # noqa: E402

@@ -20,6 +20,7 @@ from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.demo.assets import make_demo_assets
 from ray_vlm.demo.shapes import CAPTION_PROMPT, QUESTIONS, draw, random_shape
+from ray_vlm.evaluate.exact import exact_match
 from ray_vlm.evaluate.run import EvalResult, evaluate
 from ray_vlm.evaluate.session import EvalSession
 from ray_vlm.export.finetune import train_and_export
@@ -70,10 +71,10 @@ def _evaluate(
 
 
 def _exact_share(result: EvalResult, label: str) -> float:
-    """The share of samples whose prediction equals one of its references, as written."""
+    """The share of samples whose prediction equals one of its references (``exact_match``)."""
     lines = (result.out_dir / "predictions.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
-    return sum(r[label]["prediction"] in r["references"] for r in rows) / len(rows)
+    return exact_match([r[label]["prediction"] for r in rows], [r["references"] for r in rows])
 
 
 def _score_rows(task: str, result: EvalResult) -> list[tuple[str, float, float, str]]:

@@ -114,24 +114,13 @@ def serve_demand(cfg: ServeConfig, http: bool = True) -> Demand:
     """The replicas Serve must start: ``min_replicas`` generation replicas and, with ``http``,
     the HTTP front (autoscaling adds more only where the cluster has room)."""
     r = cfg.replicas
-    generators = Part(
-        "generation replicas",
-        r.min_replicas,
-        r.num_cpus,
-        r.num_gpus,
-        "replicas.min_replicas",
-        "replicas.num_cpus",
-        "replicas.num_gpus",
-    )
-    front = Part(
-        "HTTP front replicas",
-        r.ingress_replicas,
-        r.ingress_num_cpus,
-        0,
-        "replicas.ingress_replicas",
-        "replicas.ingress_num_cpus",
-    )
-    return Demand((generators, front) if http else (generators,))  # fmt: skip
+    # fmt: off
+    generators = Part("generation replicas", r.min_replicas, r.num_cpus, r.num_gpus,
+                      "replicas.min_replicas", "replicas.num_cpus", "replicas.num_gpus")
+    front = Part("HTTP front replicas", r.ingress_replicas, r.ingress_num_cpus, 0,
+                 "replicas.ingress_replicas", "replicas.ingress_num_cpus")
+    # fmt: on
+    return Demand((generators, front) if http else (generators,))
 
 
 def _autoscaler_adds_nodes() -> bool:

@@ -27,6 +27,7 @@ from ray import serve
 from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.model import Generation, SamplingParams
 from ray_vlm.model.request_batches import (
+    TOO_LONG,
     Encoded,
     Refusal,
     Request,
@@ -40,12 +41,12 @@ from ray_vlm.serve.request import GenerationRequest, RecordBatch
 
 logger = logging.getLogger("ray.serve")
 
-REFUSAL_PARAM = {"context_length_exceeded": "messages", "chat": "messages"}
+REFUSAL_PARAM = {TOO_LONG: "messages", "chat": "messages"}
 
 
 def as_request_error(refusal: Refusal) -> RequestError:
     """The HTTP 400 an interactive request gets for ``refusal``."""
-    code = refusal.code if refusal.code == "context_length_exceeded" else None
+    code = refusal.code if refusal.code == TOO_LONG else None
     return RequestError(400, refusal.reason, REFUSAL_PARAM.get(refusal.code), code)
 
 

@@ -97,7 +97,7 @@ class PendingRecords:
                     return self._refuse_all(str(failed))
                 self._attempt += 1
                 self._response = self._send()
-            except Exception as err:  # noqa: BLE001 - any other failure is this batch's alone
+            except Exception as err:  # any other failure (timeout, ...) is this batch's alone
                 return self._refuse_all(f"generation failed: {err}")
 
     def _refuse_all(self, reason: str) -> list[Generation | Refusal]:
