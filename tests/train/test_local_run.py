@@ -54,16 +54,26 @@ def _command(assets: Path, dump_dir: Path) -> list[str]:
 
 
 def _run(assets: Path, dump_dir: Path, kill_after: int | None = None) -> int:
+    """The run's exit status; a failed run's traceback is printed last (pytest shows it)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_command(assets, dump_dir), env=env)
+    errors = (dump_dir.parent / f"{dump_dir.name}_stderr_{time.time_ns()}.txt").open("w+")
+    proc = subprocess.Popen(_command(assets, dump_dir), env=env, stderr=errors)
     if kill_after is not None:
         step_dir = dump_dir / "checkpoints" / f"{kill_after:010d}"
         while proc.poll() is None and read_state(step_dir) is None:
             time.sleep(0.05)
         # torchrun starts each worker in its own session: kill the whole tree
-        for process in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(True)]:
+        workers = psutil.Process(proc.pid).children(True)
+        for process in [psutil.Process(proc.pid), *workers]:
             process.kill()
-    return proc.wait(timeout=600)
+        psutil.wait_procs(workers, timeout=60)  # none may still write when the next run starts
+    code = proc.wait(timeout=600)
+    if code > 0:
+        errors.seek(0)
+        lines = [line for line in errors if "Warning" not in line and "return func" not in line]
+        print("".join(lines[-60:]))
+    errors.close()
+    return code
 
 
 @pytest.fixture(scope="module")
