@@ -20,6 +20,8 @@ from ray_vlm.config.errors import UserError
 T = TypeVar("T")
 
 CONFIG_FILE_KEY = "config"
+CONFIG_FILE = "config.yaml"
+"""The name of a resolved config beside what it made (a run, a checkpoint, an evaluation)."""
 
 
 class ConfigError(UserError):

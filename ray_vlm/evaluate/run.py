@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray_vlm.config import save_config
+from ray_vlm.config import CONFIG_FILE, save_config
 from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.evaluate.html_report import write_report
 from ray_vlm.evaluate.predict import predict
@@ -96,7 +96,7 @@ def evaluate(cfg: EvalConfig, session: EvalSession | None = None) -> EvalResult:
     ensure_ray(len(models) * serve_demand(cfg.serve, http=False).cpus)
     out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    save_config(cfg, out / CONFIG_FILE)
     samples, metrics = {}, {}
     with contextlib.nullcontext(session) if session else EvalSession() as shared:
         for label, ckpt in models.items():

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, PretrainedConfig
 
-from ray_vlm.config import FinetuneConfig, load_config
+from ray_vlm.config import CONFIG_FILE, FinetuneConfig, load_config
 from ray_vlm.config.schema import DistributedConfig, ExportConfig
-from ray_vlm.export.layout import CONFIG_FILE, CONSOLIDATED_DIR, ExportError, is_step_dir
+from ray_vlm.export.layout import CONSOLIDATED_DIR, ExportError, is_step_dir
 from ray_vlm.export.publish import publish, staging
 from ray_vlm.export.safetensors_out import write_sharded
 from ray_vlm.export.weight_plan import ExportPlan, export_plan

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 
-from ray_vlm.config import UserError
+from ray_vlm.config import CONFIG_FILE, UserError
 from ray_vlm.storage import Location
 from ray_vlm.train.run_state import CHECKPOINTS, HF_DIR, latest_state, read_state, step_dir_name
 
-CONFIG_FILE = "config.yaml"
 CONSOLIDATED_DIR = "consolidated"
 
 

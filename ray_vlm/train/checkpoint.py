@@ -27,7 +27,7 @@ import torch.distributed as dist
 from deepspeed import DeepSpeedEngine
 from transformers import PretrainedConfig, ProcessorMixin
 
-from ray_vlm.config import FinetuneConfig, load_config, save_config
+from ray_vlm.config import CONFIG_FILE, FinetuneConfig, load_config, save_config
 from ray_vlm.train.data_order import DataOrder
 from ray_vlm.train.run_state import (
     DATA_ORDER,
@@ -61,7 +61,7 @@ def save_checkpoint(
         engine.save_checkpoint(str(tmp), tag=DS_TAG)
         state.save(tmp)
         if state.rank == 0:
-            save_config(cfg, tmp / "config.yaml")
+            save_config(cfg, tmp / CONFIG_FILE)
             (tmp / DATA_ORDER).write_text(json.dumps(order.to_dict()))
             model_config, generation_config, processor = base
             model_config.save_pretrained(tmp / HF_DIR)

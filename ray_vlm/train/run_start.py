@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ray_vlm.config import FinetuneConfig, config_to_yaml
+from ray_vlm.config import CONFIG_FILE, FinetuneConfig, config_to_yaml
 from ray_vlm.preflight import check_finetune
 from ray_vlm.preprocess.stream_plan import plan_each_once
 from ray_vlm.records import DatamixEntry, DatasetSpec
@@ -20,8 +20,6 @@ from ray_vlm.storage import Location
 from ray_vlm.train.data_plan import DataStart, data_start
 from ray_vlm.train.run_state import TrainState, latest_state
 from ray_vlm.train.tracking import check_tracking, resolved_tracking_uri
-
-CONFIG_FILE = "config.yaml"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from ray_vlm.config import FinetuneConfig, UserError
+from ray_vlm.config import CONFIG_FILE, FinetuneConfig, UserError
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.report import RecordReport
 from ray_vlm.preprocess.resources import check_fits, train_demand
@@ -37,7 +37,7 @@ from ray_vlm.train.host_memory import worker_malloc_env
 from ray_vlm.train.metrics import TRAIN_LOG, plot_loss, read_metrics
 from ray_vlm.train.progress import follow
 from ray_vlm.train.ray_session import train_loop
-from ray_vlm.train.run_start import CONFIG_FILE, start_run
+from ray_vlm.train.run_start import start_run
 from ray_vlm.train.run_state import CHECKPOINTS, latest_state, step_dir_name
 
 

@@ -24,8 +24,7 @@ from ray.train import RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from transformers import AutoConfig, GenerationConfig
 
-from ray_vlm.config import FinetuneConfig, save_config
-from ray_vlm.export.layout import CONFIG_FILE
+from ray_vlm.config import CONFIG_FILE, FinetuneConfig, save_config
 from ray_vlm.model import load_model, load_processor
 from ray_vlm.train.run_state import CHECKPOINTS, DS_TAG, HF_DIR, TrainState, step_dir_name
 from ray_vlm.train.trainable import apply_trainable

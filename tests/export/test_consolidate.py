@@ -17,10 +17,10 @@ from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoin
 from safetensors.torch import load_file
 
 from ray_vlm.cli import main
-from ray_vlm.config import FinetuneConfig, load_config, save_config
+from ray_vlm.config import CONFIG_FILE, FinetuneConfig, load_config, save_config
 from ray_vlm.config.schema import ExportConfig
 from ray_vlm.export import ExportError, consolidate
-from ray_vlm.export.layout import CONFIG_FILE, CONSOLIDATED_DIR
+from ray_vlm.export.layout import CONSOLIDATED_DIR
 from ray_vlm.train.run_state import DS_TAG
 from ray_vlm.train.zero_files import ZeroWeights
 from tests.conftest import REPO
