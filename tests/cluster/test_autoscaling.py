@@ -74,10 +74,8 @@ def test_a_job_scales_the_cluster_up_and_idle_nodes_go_away(
     assert len(launched) >= 2, launched  # 4 CPUs of work, 2 per node, none on the head
     assert all(n["resources_total"]["CPU"] == 2 for n in launched.values()), launched
     deadline = time.time() + SCALE_DOWN_TIMEOUT_S
-    while len(_alive(head)) == len(launched) and time.time() < deadline:
+    while _alive(head) and time.time() < deadline:
         time.sleep(2)
-    after = _workers(head)
-    # Since each training worker runs its own Ray Data pipeline, one fake node stays up after the
-    # job (seen for 6 minutes; the cause is not found yet, see the README's Cluster section); the
-    # idle ones the job no longer holds still go.
-    assert after.keys() == launched.keys() and len(_alive(head)) < len(launched), after
+    # Nothing of the job is left on them: Ray Data's detached cluster actors were made on the head
+    # by the job's driver (``ray_runtime.keep_ray_data_actors_here``), not by a training worker.
+    assert _alive(head) == set(), _workers(head)

@@ -3,7 +3,8 @@ nodes on this machine, and ``train(cfg)`` with 2 workers puts one on each.
 
 Node shapes force the spread: each worker takes ``distributed.cpus_per_worker=2`` CPUs, the worker
 nodes have 3 (room for one training worker and one preprocessing actor), the head has 1 (none).
-The workers' nodes are read back from Ray's state API. ``dump_dir`` is a temp dir, the "shared
+The workers' nodes are read back from Ray's state API, and so are those of Ray Data's
+cluster-wide detached actors, which must stay on the driver's node (the head). ``dump_dir`` is a temp dir, the "shared
 storage" both nodes see. The cluster's files go to a temp dir of its own (``RAY_TMPDIR``), so a
 ``ray.init()`` elsewhere on this machine does not find it.
 """
@@ -51,7 +52,8 @@ def two_nodes() -> Iterator[dict[str, str]]:
                 for name in ("node_a", "node_b")
             }
             cluster.wait_for_nodes()
-            cluster.connect()
+            env.setenv("RAY_ADDRESS", cluster.address)
+            ensure_ray()  # joins it as `ray job submit`'s driver would
             yield {name: node.node_id for name, node in nodes.items()}
         finally:
             ray.shutdown()
@@ -93,3 +95,11 @@ def test_the_run_is_a_two_rank_zero3_checkpoint_on_shared_storage(run: TrainResu
     for rank in (0, 1):
         assert (run.checkpoint / f"ds/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").is_file()
     assert "2 workers, ZeRO stage 3" in (run.dump_dir / "train.log").read_text()
+
+
+def test_ray_data_cluster_actors_stay_on_the_drivers_node(run: TrainResult) -> None:
+    """Made by a worker on another node, they would keep that node busy after the run."""
+    names = {"datasets_stats_actor", "ActorLocationTracker", "AutoscalingCoordinator"}
+    actors = [a for a in list_actors(detail=True) if a.name in names]
+    assert {a.name for a in actors} == names, actors
+    assert {a.node_id for a in actors} == {ray.get_runtime_context().get_node_id()}, actors
