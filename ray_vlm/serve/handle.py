@@ -12,6 +12,7 @@ A call whose replica dies is re-sent (generation has no side effects) up to ``re
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError
@@ -67,21 +68,32 @@ class VLMHandle:
 
     def submit_records(self, batch: RecordBatch) -> PendingRecords:
         """Send ``batch`` whole to one replica; ``.result()`` waits for its answers."""
-        return PendingRecords(self, batch)
+        return PendingRecords(
+            lambda: self._handle.generate_records.remote(batch),
+            len(batch.records),
+            self._give_up_or_log,
+        )
 
     async def context_length_tokens(self) -> int:
         return await self._handle.context_length_tokens.remote()
 
 
 class PendingRecords:
-    """A record batch on its way through a replica (``VLMHandle.submit_records``)."""
+    """A batch of ``count`` records on its way through a replica (``VLMHandle.submit_records``).
 
-    def __init__(self, vlm: VLMHandle, batch: RecordBatch) -> None:
-        self._vlm, self.batch, self._attempt = vlm, batch, 0
-        self._response = self._send()
+    ``send()`` (re-)sends the batch; ``give_up_or_log(attempt, err)`` raises
+    ``ReplicaFailedError`` once the retry budget is spent, else logs the re-send.
+    """
 
-    def _send(self) -> DeploymentResponse:
-        return self._vlm._handle.generate_records.remote(self.batch)
+    def __init__(
+        self,
+        send: Callable[[], DeploymentResponse],
+        count: int,
+        give_up_or_log: Callable[[int, Exception], None],
+    ) -> None:
+        self._send, self.count, self._give_up_or_log = send, count, give_up_or_log
+        self._attempt = 0
+        self._response = send()
 
     def result(self, timeout_s: float | None = None) -> list[Generation | Refusal]:
         """A ``Generation`` or ``Refusal`` per record, in order. A batch that fails as a whole
@@ -92,7 +104,7 @@ class PendingRecords:
                 return self._response.result(timeout_s=timeout_s)
             except REPLICA_FAILURES as err:
                 try:
-                    self._vlm._give_up_or_log(self._attempt, err)
+                    self._give_up_or_log(self._attempt, err)
                 except ReplicaFailedError as failed:
                     return self._refuse_all(str(failed))
                 self._attempt += 1
@@ -101,4 +113,4 @@ class PendingRecords:
                 return self._refuse_all(f"generation failed: {err}")
 
     def _refuse_all(self, reason: str) -> list[Generation | Refusal]:
-        return [Refusal(reason, "replica")] * len(self.batch.records)
+        return [Refusal(reason, "replica")] * self.count

@@ -13,6 +13,7 @@ its ``train_state_*.json`` last (a checkpoint counts once every rank's state is 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -47,13 +48,17 @@ class LocalSession:
         name = step_dir_name(state.step)
         yield (self.checkpoints / name).local_copy(version=name)
 
+    @functools.cached_property
+    def _encoder(self) -> Encoder:
+        """One processor for the training and the validation rows."""
+        kwargs = self.cfg.model.processor_kwargs
+        processor = load_processor(self.cfg.checkpoint.init_ckpt_path, kwargs)
+        return Encoder(processor, self.cfg.data.max_seq_len)
+
     def rows(self, pieces: list[Chunk]) -> Iterable[dict[str, Any]]:
-        model = self.cfg.model
-        processor = load_processor(self.cfg.checkpoint.init_ckpt_path, model.processor_kwargs)
-        encoder = Encoder(processor, self.cfg.data.max_seq_len)
         for chunk in pieces:
             records, bad = chunk_records(chunk)
-            rows, notes = encode_records(encoder, records)
+            rows, notes = encode_records(self._encoder, records)
             for item in bad + notes:
                 self.left_out[(item["dataset"], item["kind"])] += 1
             raise_on_fail(bad + notes, self.cfg.data.bad_records)
