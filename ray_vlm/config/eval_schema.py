@@ -37,9 +37,11 @@ class EvalConfig:
     groups of at most ``serve.batching.max_batch_size`` of similar prompt length.
     0: ``serve.batching.max_batch_size`` (one ``model.generate`` call per batch)."""
     batches_in_flight: int = 0
-    """Batches sent to the replicas and not yet answered. 0: two per generation replica
-    (``serve.replicas.max_replicas``), so that each replica prepares its next batch (image
-    decoding, processor) while it generates the current one."""
+    """Batches sent to the replicas and not yet answered. 0: four per generation replica
+    (``serve.replicas.max_replicas``): each replica prepares its next batch (image decoding,
+    processor) while it generates the current one, and two more wait there as records, so the
+    answers' round trip to the sender leaves no replica idle (a replica holds the model inputs of
+    at most two batches, however many wait)."""
     connect_app: str = ""
     """Name of a running Serve application to use instead of starting one (it must serve
     ``ckpt``); empty: start ``serve.app_name`` for each model and shut it down after."""
@@ -62,4 +64,4 @@ class EvalConfig:
 
     @property
     def in_flight(self) -> int:
-        return self.batches_in_flight or 2 * self.serve.replicas.max_replicas
+        return self.batches_in_flight or 4 * self.serve.replicas.max_replicas

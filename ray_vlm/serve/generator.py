@@ -10,9 +10,11 @@
   ``Generation`` or a ``Refusal``.
 
 The processor's work (image decoding, encoding) runs in a worker thread outside the model lock,
-so a replica holding two record batches prepares the next one while the model generates the
-current one; generation itself runs one batch at a time. The event loop stays free for new
-requests and health checks.
+so the replica prepares the next record batch while the model generates the current one;
+generation itself runs one batch at a time. At most ``INPUTS_HELD`` record batches hold model
+inputs at once (one generating, one prepared): further batches wait as records (paths and text),
+so a sender may keep more batches at a replica, to cover the round trip of the answers, without
+the replica holding more pixels. The event loop stays free for new requests and health checks.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ray_vlm.serve.request import GenerationRequest, RecordBatch
 logger = logging.getLogger("ray.serve")
 
 REFUSAL_PARAM = {TOO_LONG: "messages", "chat": "messages"}
+INPUTS_HELD = 2
 
 
 def as_request_error(refusal: Refusal) -> RequestError:
@@ -60,6 +63,7 @@ class VLMGenerator:
         self.context_length = self.model.config.get_text_config().max_position_embeddings
         self.max_group = cfg.batching.max_batch_size
         self._model_busy = asyncio.Lock()
+        self._inputs_held = asyncio.Semaphore(INPUTS_HELD)
         self._generate_batch.set_max_batch_size(cfg.batching.max_batch_size)
         self._generate_batch.set_batch_wait_timeout_s(cfg.batching.batch_wait_timeout_s)
 
@@ -72,13 +76,14 @@ class VLMGenerator:
 
     async def generate_records(self, batch: RecordBatch) -> list[Generation | Refusal]:
         """One answer or refusal per record of ``batch``, in order (see the module docstring)."""
-        start = time.perf_counter()
-        encoded = await asyncio.to_thread(self._read_and_encode, batch)
-        async with self._model_busy:
-            waited = time.perf_counter()
-            results = await asyncio.to_thread(
-                generate_checked, self.model, self.processor, encoded, batch.params
-            )
+        async with self._inputs_held:
+            start = time.perf_counter()
+            encoded = await asyncio.to_thread(self._read_and_encode, batch)
+            async with self._model_busy:
+                waited = time.perf_counter()
+                results = await asyncio.to_thread(
+                    generate_checked, self.model, self.processor, encoded, batch.params
+                )
         logger.info(
             "%d records in %d generate calls: prepared in %.0f ms, generated in %.0f ms",
             len(batch.records),
