@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 LOCAL_TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast test-gpu format install browser clean
+.PHONY: demo test test-fast test-gpu bench format install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,11 +30,16 @@ browser:
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # Skips the slow end-to-end tests (CI runs them all through `make test`).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# Every benchmark at full size, one after another (run it on an idle machine: ~45 min on 2 cores);
+# each result is appended to benchmarks/results.jsonl and the README's table is made from it.
+bench: $(STAMP)
+	$(PY) benchmarks/suite.py run; status=$$?; $(PY) benchmarks/suite.py table; exit $$status
 
 # GPU checks (tests/gpu, skipped without CUDA): the project's .venv when there is one, else the
 # machine's python3 (a GPU machine may have torch, transformers and DeepSpeed but no Ray).

@@ -33,7 +33,8 @@ whenever anything else ran on it (OpenMP threads spinning against other processe
 
 Padding share: the pipeline's ``num_tokens`` in stream order, batched with ``length_grouped``
 (``batch_size`` and ``data.length_group_batches`` from ``FinetuneConfig`` defaults) vs stream
-order (``group_batches=1``). Prints one JSON line at the end.
+order (``group_batches=1``). Prints one JSON line at the end. ``--smoke``: the same code at toy
+size (160 records, one comparison).
 """
 
 from __future__ import annotations
@@ -192,7 +193,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="400 records instead of 1600")
     parser.add_argument("--records", type=int, default=0, help="override the record count")
     parser.add_argument("--repeats", type=int, default=3, help="comparisons; the median is kept")
+    parser.add_argument("--smoke", action="store_true", help="toy size: 160 records, 1 comparison")
     args = parser.parse_args()
+    if args.smoke:
+        args.records, args.repeats = 160, 1
     n = args.records or (400 if args.quick else 1600)
     cfg = FinetuneConfig(data=DataConfig(max_seq_len=MAX_SEQ_LEN))
 
@@ -229,6 +233,8 @@ def main() -> None:
         "load_avg_1m_before": round(load_before, 2),
         "load_avg_1m_after": round(load_after, 2),
     }
+    if args.smoke:
+        result["smoke"] = True
     print(json.dumps(result), flush=True)
 
 

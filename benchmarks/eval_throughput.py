@@ -1,6 +1,6 @@
 """Batch evaluation at the speed of the model: a plain single-process loop vs ``evaluate()``.
 
-Run: ``.venv/bin/python benchmarks/eval_throughput.py [--large-records N] [--runs R]``.
+Run: ``.venv/bin/python benchmarks/eval_throughput.py [--large-records N] [--runs R] [--smoke]``.
 
 Setup, in a temp dir: the demo assets and two models, each scored on a VQA split with greedy
 decoding and ``MAX_NEW_TOKENS`` new tokens at most (a one-word answer and its end token, as the
@@ -13,8 +13,8 @@ fine-tuned demo model answers):
   comes back, so "steady" there measures the pipeline filling and draining and the host's
   jitter, not a sustained rate. The single pass is measured too (``small_once``) and reported
   beside it;
-- ``large``: the ~31M-parameter LLaVA of ``train_throughput.py`` at 224 px (256 image tokens;
-  compute-bound) on the first ``--large-records`` (1,000) questions of the demo's VQA train split.
+- ``large``: the ~31M-parameter LLaVA of ``train_throughput.py`` at ``--large-image-size`` (224)
+  px (256 image tokens; compute-bound) on the first ``--large-records`` (1,000) questions of the demo's VQA train split.
 
 Measured, same model, records and CPU budget (the model runs on one torch thread):
 
@@ -31,6 +31,7 @@ Measured, same model, records and CPU budget (the model runs on one torch thread
 Predictions must be identical (same text for every record). ``--runs R`` repeats the measurement
 and reports the median of each ratio. Targets: ``ratio_steady_small >= 0.5``,
 ``ratio_steady_large >= 0.8``, ``ratio_end_to_end_large >= 0.6``. Prints one JSON line at the end.
+``--smoke``: the same code at toy size (the test split read once; 40 large-model records, 56 px).
 """
 
 from __future__ import annotations
@@ -139,12 +140,16 @@ def main() -> None:
     parser.add_argument("--large-records", type=int, default=1000)
     parser.add_argument("--small-repeat", type=int, default=10)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--large-image-size", type=int, default=224, help="px, 14-px patches")
+    parser.add_argument("--smoke", action="store_true", help="toy size: 1 pass, 40 large at 56 px")
     args = parser.parse_args()
+    if args.smoke:  # two large batches: the steady rate needs records after the first
+        args.large_records, args.large_image_size, args.small_repeat, args.runs = 40, 56, 1, 1
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         assets = make_demo_assets(tmp / "assets", models=("llava",))
         registry = split_registry(assets, tmp, args.large_records, args.small_repeat)
-        large, params = big_llava(assets / "models/llava", tmp / "big_llava", 224)
+        large, params = big_llava(assets / "models/llava", tmp / "big_llava", args.large_image_size)
         print(f"large model: {params / 1e6:.1f}M parameters", flush=True)
         ensure_ray(2)
         runs = []
@@ -158,27 +163,26 @@ def main() -> None:
         return statistics.median(run[which][key] for run in runs)
 
     small, big, once = runs[-1]
-    print(
-        json.dumps(
-            {
-                "runs": args.runs,
-                "records_small": small["records"],
-                "records_large": big["records"],
-                "records_small_once": once["records"],
-                "ratio_steady_small": round(median(0, "ratio_steady"), 3),
-                "ratio_end_to_end_small": round(median(0, "ratio_end_to_end"), 3),
-                "ratio_steady_large": round(median(1, "ratio_steady"), 3),
-                "ratio_end_to_end_large": round(median(1, "ratio_end_to_end"), 3),
-                "ratio_steady_small_once": round(median(2, "ratio_steady"), 3),
-                "plain_steady_small": round(median(0, "plain_steady"), 1),
-                "ours_steady_small": round(median(0, "ours_steady"), 1),
-                "plain_steady_large": round(median(1, "plain_steady"), 1),
-                "ours_steady_large": round(median(1, "ours_steady"), 1),
-                "identical_predictions": all(r["mismatches"] == 0 for run in runs for r in run),
-                "mismatches": max(r["mismatches"] for run in runs for r in run),
-            }
-        )
-    )
+    result = {
+        "runs": args.runs,
+        "records_small": small["records"],
+        "records_large": big["records"],
+        "records_small_once": once["records"],
+        "ratio_steady_small": round(median(0, "ratio_steady"), 3),
+        "ratio_end_to_end_small": round(median(0, "ratio_end_to_end"), 3),
+        "ratio_steady_large": round(median(1, "ratio_steady"), 3),
+        "ratio_end_to_end_large": round(median(1, "ratio_end_to_end"), 3),
+        "ratio_steady_small_once": round(median(2, "ratio_steady"), 3),
+        "plain_steady_small": round(median(0, "plain_steady"), 1),
+        "ours_steady_small": round(median(0, "ours_steady"), 1),
+        "plain_steady_large": round(median(1, "plain_steady"), 1),
+        "ours_steady_large": round(median(1, "ours_steady"), 1),
+        "identical_predictions": all(r["mismatches"] == 0 for run in runs for r in run),
+        "mismatches": max(r["mismatches"] for run in runs for r in run),
+    }
+    if args.smoke:
+        result["smoke"] = True
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

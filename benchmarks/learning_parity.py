@@ -16,7 +16,8 @@ datamix, its global batch, AdamW, warm-up + cosine schedule, clipping), cut to `
 
 Each side's loss is averaged over consecutive 10-step windows; ``max_rel_loss_diff`` is the
 largest ``|ours - bare| / bare`` over the windows. Target: ``<= 0.02`` over ``>= 200`` steps.
-Prints both curves (window means), then one JSON line.
+Prints both curves (window means), then one JSON line. ``--smoke``: the same code at toy size
+(4 steps).
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--config", type=Path, default=REPO / "configs/finetune/demo.yaml")
+    parser.add_argument("--smoke", action="store_true", help="toy size: 4 steps")
     args = parser.parse_args()
+    if args.smoke:
+        args.steps = 4
     with tempfile.TemporaryDirectory(prefix="learning_parity_") as tmp:
         assets = make_demo_assets(Path(tmp) / "assets", models=("llava",))
         cfg = run_config(args.config, assets, Path(tmp) / "run", args.steps)
@@ -139,6 +143,8 @@ def main() -> None:
         "datamix": cfg.data.datamix,
         "global_batch": cfg.batch_size * cfg.grad_acc_steps * cfg.distributed.num_workers,
     }
+    if args.smoke:
+        result["smoke"] = True
     print(json.dumps(result))
 
 

@@ -32,7 +32,7 @@ RAM at the default size (each rank holds the model in fp32).
 Every figure includes the process's fixed cost (Python, torch, Ray, DeepSpeed: ~1 GB in a Ray
 Train worker, measured before loading: ``peak_rss_gb.*_before``), so they fall as the model grows
 (PLM-8B: 39 GB in fp32); ``*_above_start`` ratios leave it out. Targets: ``<= 0.6`` and ``<= 1.3``.
-Prints one JSON line at the end.
+Prints one JSON line at the end. ``--smoke``: the same code at toy size (1 layer, hidden 128).
 """
 
 from __future__ import annotations
@@ -234,7 +234,10 @@ def main() -> None:
     parser.add_argument("--trainable", default="lora", choices=["lora", "full"])
     parser.add_argument("--skip-old", action="store_true", help="measure the new path only")
     parser.add_argument("--work", type=Path, default=None, help="kept (the model is reused)")
+    parser.add_argument("--smoke", action="store_true", help="toy size: 1 layer, hidden 128")
     args = parser.parse_args()
+    if args.smoke:
+        args.layers, args.hidden = 1, 128
     work = args.work or Path(tempfile.mkdtemp(prefix="ray_vlm_memory_"))
     work.mkdir(parents=True, exist_ok=True)
     model_dir, params = build_model(work, args.hidden, args.layers)
@@ -278,6 +281,8 @@ def main() -> None:
            for k in ("before", "loaded", "engine")},
         **{f"consolidate_{path}": round(consolidated[path][0] / GB, 2) for path in paths},
     }  # fmt: skip
+    if args.smoke:
+        result["smoke"] = True
     print(json.dumps(result))
 
 

@@ -19,7 +19,8 @@ per request, client side.
 
 Prints one JSON line at the end: ``batched_rps``, ``unbatched_rps``, ``ratio``, ``p50_ms``,
 ``p99_ms`` (batched, concurrency 32), ``errors`` (non-200 answers and failed connections, all
-levels and modes) and the per-mode, per-concurrency breakdown.
+levels and modes) and the per-mode, per-concurrency breakdown. ``--smoke``: the same code at toy
+size (concurrency 1 and 4, a few requests, 2-s levels).
 """
 
 from __future__ import annotations
@@ -180,7 +181,10 @@ def main() -> None:
     parser.add_argument("--batch-wait-s", type=float, default=BATCH_WAIT_S)
     parser.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE, help="batched mode")
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    parser.add_argument("--smoke", action="store_true", help="toy size: concurrency 1 and 4")
     args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.level_seconds, args.concurrency = 8, 2.0, [1, 4]
     args.requests = args.requests or (64 if args.quick else 384)
     args.level_seconds = args.level_seconds or (16.0 if args.quick else 40.0)
 
@@ -209,6 +213,8 @@ def main() -> None:
         "batch_wait_timeout_s": args.batch_wait_s,
         "per_concurrency": results,
     }
+    if args.smoke:
+        result["smoke"] = True
     print(json.dumps(result), flush=True)
 
 

@@ -27,7 +27,7 @@ that one rank holds in a 2-worker run over those of a 1-worker run (both ZeRO-3,
 from each rank's ZeRO shard files. ``--zero-stage 0`` runs the throughput comparison with ZeRO
 off (to separate the cost of ZeRO-3 from that of Ray Train + DeepSpeed).
 Targets: ``ratio >= 0.8``, ``zero3_rank_bytes_ratio <= 0.55``.
-Prints one JSON line at the end.
+Prints one JSON line at the end. ``--smoke``: the same runs at toy size (5 steps, 56 px).
 """
 
 from __future__ import annotations
@@ -186,7 +186,10 @@ def main() -> None:
     parser.add_argument(
         "--image-size", type=int, default=224, help="pixels; 14-px patches, so 256 image tokens"
     )
+    parser.add_argument("--smoke", action="store_true", help="toy size: 5 steps, 56-px images")
     args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.image_size = WARMUP + 2, 56
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         assets = make_demo_assets(
@@ -208,24 +211,23 @@ def main() -> None:
         )
         one_bytes = rank_bytes(one.checkpoint, 0)
         two_bytes = max(rank_bytes(two.checkpoint, r) for r in (0, 1))
-        print(
-            json.dumps(
-                {
-                    "params": params,
-                    "batch_size": BATCH,
-                    "image_size": args.image_size,
-                    "timed_steps": args.steps - WARMUP,
-                    "zero_stage": args.zero_stage,
-                    "ray_ds_samples_per_s": round(ray_ds, 2),
-                    "bare_samples_per_s": round(bare, 2),
-                    "bare_before_after": [round(bare_before, 2), round(bare_after, 2)],
-                    "ratio": round(ray_ds / bare, 3),
-                    "rank_bytes_1_worker": one_bytes,
-                    "rank_bytes_2_workers": two_bytes,
-                    "zero3_rank_bytes_ratio": round(two_bytes / one_bytes, 3),
-                }
-            )
-        )
+        result = {
+            "params": params,
+            "batch_size": BATCH,
+            "image_size": args.image_size,
+            "timed_steps": args.steps - WARMUP,
+            "zero_stage": args.zero_stage,
+            "ray_ds_samples_per_s": round(ray_ds, 2),
+            "bare_samples_per_s": round(bare, 2),
+            "bare_before_after": [round(bare_before, 2), round(bare_after, 2)],
+            "ratio": round(ray_ds / bare, 3),
+            "rank_bytes_1_worker": one_bytes,
+            "rank_bytes_2_workers": two_bytes,
+            "zero3_rank_bytes_ratio": round(two_bytes / one_bytes, 3),
+        }
+        if args.smoke:
+            result["smoke"] = True
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,20 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.fixture
+def no_ray(ray_local):
+    """No Ray connection during the test (its first run starts a cluster of its own, as in a
+    fresh notebook); the session's cluster is back after it."""
+    import ray
+
+    from ray_vlm.preprocess.ray_runtime import ensure_ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()
+    ensure_ray(min_cpus=LOCAL_TEST_CPUS)
+
+
 @pytest.fixture(scope="session")
 def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo assets with 40 train / 10 test images and all tiny models, built once per session."""

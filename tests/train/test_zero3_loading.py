@@ -13,10 +13,12 @@ transformers builds it, no rank holds it whole, and what touches weights works o
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import deepspeed
 import pytest
+import ray
 import ray.train
 import torch
 from ray.train import RunConfig, ScalingConfig
@@ -147,7 +149,11 @@ def _resume_cfg(tmp: Path, assets: Path, *overrides: str) -> FinetuneConfig:
 
 
 @pytest.mark.slow
-def test_resume_into_zero3_loads_the_checkpoint_into_partitions(demo_assets, tmp_path) -> None:
+def test_resume_into_zero3_loads_the_checkpoint_into_partitions(
+    demo_assets, tmp_path, no_ray
+) -> None:
+    """Also two ``train()`` calls in one fresh process, the second bigger: the local cluster the
+    first started (2 CPUs: 1 worker + 1 preprocessing actor) grows to the second's 4."""
     first = train(
         _resume_cfg(
             tmp_path,
@@ -170,6 +176,7 @@ def test_resume_into_zero3_loads_the_checkpoint_into_partitions(demo_assets, tmp
             "model.gradient_checkpointing=true",
         )
     )
+    assert ray.cluster_resources()["CPU"] == max(os.cpu_count(), 4)
     log = (second.dump_dir / "train.log").read_text()
     assert "saved by 1 workers with ZeRO stage 2, this run has 2 with stage 3" in log
     assert [m["step"] for m in second.metrics] == [1, 2, 3]
