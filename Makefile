@@ -36,7 +36,7 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-# Every benchmark at full size, one after another (run it on an idle machine: ~45 min on 2 cores);
+# Every benchmark at full size, one after another (run it on an idle machine: ~20 min on 2 cores);
 # each result is appended to benchmarks/results.jsonl and the README's table is made from it.
 bench: $(STAMP)
 	$(PY) benchmarks/suite.py run; status=$$?; $(PY) benchmarks/suite.py table; exit $$status

@@ -76,8 +76,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         "loop, 31M-param LLaVA, 224-px images (256 image tokens); per-rank param + optimizer "
         "bytes with 2 workers vs 1",
         "{ray_ds_samples_per_s} vs {bare_samples_per_s} samples/s, **ratio {ratio}**; "
-        "**bytes ratio {zero3_rank_bytes_ratio}** ({rank_bytes_2_workers} vs "
-        "{rank_bytes_1_worker} bytes per rank)",
+        "**bytes ratio {zero3_rank_bytes_ratio}** ({rank_bytes_2_workers:,} vs "
+        "{rank_bytes_1_worker:,} bytes per rank)",
         "ratio >= 0.8, bytes ratio <= 0.55",
     ),
     "learning_parity": Benchmark(
@@ -93,7 +93,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "host memory of ZeRO-3 loading (2 CPU workers, bf16, LoRA) and of `ray-vlm "
         "consolidate`, against the model's fp32 size (1.74 B params; fixed ~1.2 GB per process "
         "included)",
-        "{params} params: rank 1 peak / fp32 model **{load_rss_ratio_nonzero_rank}**, "
+        "{params:,} params: rank 1 peak / fp32 model **{load_rss_ratio_nonzero_rank}**, "
         "consolidate peak / bytes written **{consolidate_rss_ratio}** ({written_gb} GB written)",
         "<= 0.6 and <= 1.3",
         ("--layers", "36", "--skip-old"),

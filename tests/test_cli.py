@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,16 @@ def test_what_cannot_be_reached_ends_every_command_at_once(demo_assets: Path, tm
     line last, no traceback, before any Ray actor starts."""
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     env["RAY_TMPDIR"] = str(tmp_path / "ray")  # a Ray started by mistake would be found there
-    for argv, command, expected in _fail_fast_cases(demo_assets, tmp_path):
+
+    def timed(argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:
         started = time.perf_counter()
         done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        seconds = time.perf_counter() - started
+        return done, time.perf_counter() - started
+
+    cases = _fail_fast_cases(demo_assets, tmp_path)
+    with ThreadPoolExecutor(2) as pool:  # two at a time: each is one CLI start-up on 2 cores
+        runs = list(pool.map(timed, [argv for argv, _, _ in cases]))
+    for (argv, command, expected), (done, seconds) in zip(cases, runs, strict=True):
         where = " ".join(argv[1:4])
         assert done.returncode == 2, (where, done.stderr[-2000:])
         last = done.stderr.strip().splitlines()[-1]

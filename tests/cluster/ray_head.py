@@ -40,6 +40,12 @@ VENV_BIN = Path(sys.executable).parent
 """``ray`` and ``python`` of this venv: the jobs' ``python`` resolves here too."""
 
 
+GRACE_S = 3
+"""SIGTERM to SIGKILL, stopping a test cluster: Ray's processes that handle SIGTERM are gone well
+within it, and waiting out the rest (up to 10 s each) only lengthens the suite; the cluster's temp
+dir goes with it."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -209,7 +215,7 @@ class RayHead:
             time.sleep(1)
         return node
 
-    def stop(self, grace_s: float = 10) -> None:
+    def stop(self, grace_s: float = GRACE_S) -> None:
         """SIGTERM every process of the head's session, SIGKILL what is left after ``grace_s``."""
         _stop_session(self.process, grace_s)
         self.ray_tmp.cleanup()
@@ -220,7 +226,7 @@ class WorkerNode:
     process: subprocess.Popen
     ray_tmp: tempfile.TemporaryDirectory
 
-    def stop(self, grace_s: float = 10) -> None:
+    def stop(self, grace_s: float = GRACE_S) -> None:
         _stop_session(self.process, grace_s)
         self.ray_tmp.cleanup()
 

@@ -5,7 +5,10 @@ auth (``RAY_ADDRESS`` and ``RAY_AUTH_MODE`` exported as the README does; ``$SHAR
 deployment succeed, and the served model answers on port 8000.
 
 The fine-tune fits the 4 CPUs exactly (2 training workers + 2 preprocessing actors; the read task
-reserves none) and completes: the Ray Train / Ray Data deadlock of a full head does not happen.
+reserves none) and completes: the Ray Train / Ray Data deadlock of a full head does not happen. The
+job server reports it SUCCEEDED, and it leaves a complete checkpoint and the exported model. A
+client without the cluster's token is refused, and nothing but the README's jobs ran on the head.
+(One head and one pass over the README's jobs serve every test of the module.)
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ray_vlm.train.run_state import read_state
-from tests.cluster.ray_head import RayHead, readme_job_commands
+from tests.cluster.ray_head import RayHead, auth_env, readme_job_commands
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +63,10 @@ def _output(job: subprocess.CompletedProcess) -> str:
     return job.stdout + job.stderr
 
 
+def _job_ids(text: str) -> list[str]:
+    return sorted(set(re.findall(r"raysubmit_\w+", text)))
+
+
 def test_the_readme_submits_the_three_entrypoints() -> None:
     scripts = [c.split(" -- ", 1)[1].split()[:2] for c in readme_job_commands()]
     assert [s[1] for s in scripts if s[0] == "python"] == [
@@ -69,14 +76,18 @@ def test_the_readme_submits_the_three_entrypoints() -> None:
     ]
 
 
-def test_every_readme_job_succeeds_as_written(jobs) -> None:
+def test_every_readme_job_succeeds_as_written(jobs, head: RayHead) -> None:
     done, shared = jobs
     assert list(done) == ["make-demo-assets", "finetune", "evaluate", "serve"], list(done)
     for name, job in done.items():
         assert job.returncode == 0, (name, _output(job)[-4000:])
     state = read_state(shared / "runs/demo/checkpoints" / f"{30:010d}")
     assert state is not None and (state.step, state.world_size) == (30, 2)
-    assert "Hugging Face model: " in _output(done["finetune"])
+    (job_id,) = _job_ids(_output(done["finetune"]))
+    assert head.api(f"/api/jobs/{job_id}")["status"] == "SUCCEEDED"
+    (exported,) = re.findall(r"Hugging Face model: (\S+)", _output(done["finetune"]))
+    assert (Path(exported) / "config.json").is_file()
+    assert any(Path(exported).glob("*.safetensors"))
     assert re.search(r"cider\s+[\d.]+", _output(done["evaluate"]))
     assert (shared / "eval/demo/report.html").is_file()
     assert "serving at http://127.0.0.1:8000/v1" in _output(done["serve"])
@@ -88,3 +99,16 @@ def test_the_served_model_answers(jobs) -> None:
     with urllib.request.urlopen("http://127.0.0.1:8000/v1/models", timeout=30) as response:
         models = json.loads(response.read())
     assert [m["id"] for m in models["data"]] == ["demo"]
+
+
+@pytest.mark.parametrize(
+    "client",
+    [auth_env("disabled"), auth_env("token", token="not-the-cluster-token")],
+    ids=["no-token", "wrong-token"],
+)
+def test_a_client_without_the_token_is_refused(client: dict, head: RayHead, jobs) -> None:
+    refused = head.submit("python", "-c", "print('ran')", env=client, timeout=120)
+    assert refused.returncode != 0
+    assert re.search(r"401|[Uu]nauthori[sz]ed|[Aa]uthentication", _output(refused))
+    submitted = sorted(job["submission_id"] for job in head.api("/api/jobs/"))
+    assert submitted == _job_ids("".join(_output(job) for job in jobs[0].values()))  # only these

@@ -30,7 +30,7 @@ from tests.train.test_train_run import _raylet_children
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
 
-STEPS = 120
+STEPS = 54  # checkpoints at 27 and 54: a kill after 27 lands with 27 steps still to run
 
 
 def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:

@@ -1,8 +1,9 @@
 """Precision and ZeRO stages other than the default ZeRO-3 fp32, on CPU.
 
 - ``train(cfg)`` (real Ray Train, 2 workers, real DeepSpeed on gloo) with ZeRO-0 in fp32 (where
-  DeepSpeed keeps no gradient norm) and ZeRO-1 in bf16: every ``metrics.jsonl`` line has a finite,
-  positive ``grad_norm`` and a finite loss, and the bf16 run's saved weights are bf16.
+  DeepSpeed keeps no gradient norm; the session's ``zero0_tracked`` run) and ZeRO-1 in bf16: every
+  ``metrics.jsonl`` line has a finite, positive ``grad_norm`` and a finite loss, and each run's
+  saved weights are in its precision.
 - ``GradNorm`` under ZeRO-0 equals the norm DeepSpeed's ZeRO-1 optimizer computes on the same
   model, data and 2 ranks (each with its own micro-batches, 2 accumulated), before clipping.
 """
@@ -43,15 +44,7 @@ def _cfg(tmp: Path, assets: Path, stage: int, precision: str) -> FinetuneConfig:
     )
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("ray_local")
-@pytest.mark.parametrize(("stage", "precision"), [(0, "fp32"), (1, "bf16")])
-def test_stage_and_precision_train_with_a_finite_grad_norm(
-    demo_assets: Path, tmp_path: Path, stage: int, precision: str
-) -> None:
-    from ray_vlm.train.trainer import train  # here: the spawned ranks below import this module
-
-    result = train(_cfg(tmp_path, demo_assets, stage, precision))
+def _assert_finite_grad_norms_and_weights_in(result, precision: str) -> None:
     assert [m["step"] for m in result.metrics] == [1, 2, 3]
     for row in result.metrics:
         assert math.isfinite(row["grad_norm"]) and row["grad_norm"] > 0, row
@@ -60,6 +53,22 @@ def test_stage_and_precision_train_with_a_finite_grad_norm(
     module = torch.load(states[0], map_location="cpu", weights_only=False)["module"]
     dtypes = {t.dtype for t in module.values() if t.is_floating_point()}
     assert dtypes == {torch.bfloat16 if precision == "bf16" else torch.float32}
+
+
+@pytest.mark.slow
+def test_zero0_fp32_trains_with_a_finite_grad_norm(zero0_tracked) -> None:
+    cfg, out = zero0_tracked  # the shared run (tests/train/conftest.py): ZeRO-0, fp32, 3 steps
+    assert (cfg.distributed.zero_stage, cfg.distributed.precision) == (0, "fp32")
+    _assert_finite_grad_norms_and_weights_in(out.result, "fp32")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_local")
+def test_zero1_bf16_trains_with_a_finite_grad_norm(demo_assets: Path, tmp_path: Path) -> None:
+    from ray_vlm.train.trainer import train  # here: the spawned ranks below import this module
+
+    result = train(_cfg(tmp_path, demo_assets, 1, "bf16"))
+    _assert_finite_grad_norms_and_weights_in(result, "bf16")
 
 
 def _norms(rank: int, world: int, port: int, out: str) -> None:

@@ -1,5 +1,6 @@
-"""Tracking: a short fine-tune + export with TensorBoard and a local MLflow store on, read back with
-TensorBoard's own ``EventAccumulator`` and ``mlflow.tracking.MlflowClient``; the helpers alone."""
+"""Tracking: a short fine-tune + export with TensorBoard and a local MLflow store on (the session's
+``zero0_tracked`` run, ``tests/train/conftest.py``), read back with TensorBoard's own
+``EventAccumulator`` and ``mlflow.tracking.MlflowClient``; the helpers alone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_vlm.config import FinetuneConfig, UserError, load_config
+from ray_vlm.config import FinetuneConfig, UserError
 from ray_vlm.config.schema import LoggingConfig
 from ray_vlm.train.tracking import (
     EXPORT_TAG,
@@ -17,44 +18,16 @@ from ray_vlm.train.tracking import (
     flat_params,
     resolved_tracking_uri,
 )
-from tests.conftest import REPO
 
 KEYS = ("loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s")
 
 
-@pytest.fixture(scope="module")
-def tracked(demo_assets: Path, tmp_path_factory):
-    from ray_vlm.export.finetune import train_and_export
-
-    tmp = tmp_path_factory.mktemp("tracked")
-    cfg = load_config(
-        FinetuneConfig,
-        [
-            f"dump_dir={tmp / 'run'}",
-            f"checkpoint.init_ckpt_path={demo_assets / 'models/llava'}",
-            f"data.datasets_yaml={demo_assets / 'datasets.yaml'}",
-            f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero0.json'}",
-            "distributed.zero_stage=0",
-            "distributed.num_workers=1",
-            "data.datamix=demo_captions:1",
-            "data.preprocess_workers=1",
-            "steps=3",
-            "batch_size=2",
-            "logging.freq=1",
-            "logging.tensorboard=true",
-            f"logging.mlflow_tracking_uri=file://{tmp / 'mlruns'}",
-            "logging.mlflow_experiment=tracking_test",
-        ],
-    )
-    return cfg, train_and_export(cfg)
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
-def test_tensorboard_events_hold_every_metric_per_step(tracked) -> None:
+def test_tensorboard_events_hold_every_metric_per_step(zero0_tracked) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    _, out = tracked
+    _, out = zero0_tracked
     events = EventAccumulator(str(Path(out.result.dump_dir.uri) / "tensorboard"))
     events.Reload()
     assert set(KEYS) <= set(events.Tags()["scalars"])
@@ -68,10 +41,10 @@ def test_tensorboard_events_hold_every_metric_per_step(tracked) -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
-def test_mlflow_run_holds_params_metrics_and_export(tracked, monkeypatch) -> None:
+def test_mlflow_run_holds_params_metrics_and_export(zero0_tracked, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
 
-    cfg, out = tracked
+    cfg, out = zero0_tracked
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient(cfg.logging.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name("tracking_test")
