@@ -4,6 +4,10 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 LOCAL_TORCH ?= torch==2.14.1 torchvision==0.29.1
+# The venv's tools first, as an activated venv: DeepSpeed JIT-builds its CPU ops (shm comm, CPU
+# Adam) with the first `ninja` on PATH, and two ninjas (the venv's 1.13, Debian's 1.11) hash the
+# build commands differently, so every process that saw the other one rebuilt them (~30-50 s each).
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: demo test test-fast test-gpu bench format install browser clean
 

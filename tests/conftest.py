@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The venv's tools first (as `make test` has them) for this process and every cluster and job it
+# starts: DeepSpeed JIT-builds its CPU ops with the first `ninja` on PATH, and a venv ninja and a
+# system one rebuild them in turn (~30-50 s each), each taking the other's build for stale.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_TEST_CPUS = 8
