@@ -21,27 +21,7 @@ import torch.multiprocessing as mp
 
 from ray_vlm.config import FinetuneConfig, load_config
 from tests.conftest import REPO
-
-
-def _cfg(tmp: Path, assets: Path, stage: int, precision: str) -> FinetuneConfig:
-    return load_config(
-        FinetuneConfig,
-        [
-            f"dump_dir={tmp / 'run'}",
-            f"checkpoint.init_ckpt_path={assets / 'models/llava'}",
-            f"data.datasets_yaml={assets / 'datasets.yaml'}",
-            f"distributed.deepspeed_config={REPO / f'configs/deepspeed/zero{stage}.json'}",
-            f"distributed.zero_stage={stage}",
-            f"distributed.precision={precision}",
-            "data.datamix=demo_captions:1",
-            "data.preprocess_workers=1",
-            "steps=3",
-            "batch_size=2",
-            "logging.freq=1",
-            "optim.warmup=1",
-            "optim.lr=1e-3",
-        ],
-    )
+from tests.train.conftest import stage_cfg
 
 
 def _assert_finite_grad_norms_and_weights_in(result, precision: str) -> None:
@@ -67,7 +47,7 @@ def test_zero0_fp32_trains_with_a_finite_grad_norm(zero0_tracked) -> None:
 def test_zero1_bf16_trains_with_a_finite_grad_norm(demo_assets: Path, tmp_path: Path) -> None:
     from ray_vlm.train.trainer import train  # here: the spawned ranks below import this module
 
-    result = train(_cfg(tmp_path, demo_assets, 1, "bf16"))
+    result = train(stage_cfg(tmp_path, demo_assets, 1, "bf16"))
     _assert_finite_grad_norms_and_weights_in(result, "bf16")
 
 
