@@ -14,7 +14,8 @@ fine-tuned demo model answers):
   jitter, not a sustained rate. The single pass is measured too (``small_once``) and reported
   beside it;
 - ``large``: the ~31M-parameter LLaVA of ``train_throughput.py`` at ``--large-image-size`` (224)
-  px (256 image tokens; compute-bound) on the first ``--large-records`` (1,000) questions of the demo's VQA train split.
+  px (256 image tokens; compute-bound) on the first ``--large-records`` (1,000) questions of the
+  demo's VQA train split.
 
 Measured, same model, records and CPU budget (the model runs on one torch thread):
 

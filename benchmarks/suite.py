@@ -45,13 +45,15 @@ class Benchmark:
     result: str
     """A format string over the fields of the script's JSON line: the README's result cell."""
     target: str
+    smoke_s: float
+    """Its ``--smoke`` wall time alone on the idle 2-core machine (2026-12-05): the order the CI
+    test starts the smoke runs in, longest first."""
     args: tuple[str, ...] = ()
     """The full-size run's arguments (``make bench``)."""
 
     def fields(self) -> list[str]:
-        """The JSON fields ``result`` reads (top-level names)."""
-        names = (f for _, f, _, _ in string.Formatter().parse(self.result) if f)
-        return list(dict.fromkeys(n.split(".")[0].split("[")[0] for n in names))
+        """The JSON fields ``result`` reads."""
+        return list(dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(self.result) if f))
 
 
 # fmt: off
@@ -63,6 +65,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "{ray_samples_per_s} vs {loop_samples_per_s} samples/s, **ratio {ratio}** (runs: "
         "{ratios}); padding share **{padding_share}** vs {padding_share_naive}",
         "ratio >= 1.7, padding <= 0.10",
+        22,
     ),
     "serve_throughput": Benchmark(
         "requests/s at concurrency 32 with dynamic batching (`max_batch_size` 32, "
@@ -70,6 +73,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "{batched_rps} vs {unbatched_rps} rps, **ratio {ratio}**, p50 {p50_ms} ms, "
         "p99 {p99_ms} ms, {errors} errors",
         "ratio >= 4, 0 errors",
+        37,
     ),
     "train_throughput": Benchmark(
         "`train(cfg)` with 1 worker (Ray Train + DeepSpeed ZeRO-3, fp32) vs a bare fused-AdamW "
@@ -79,6 +83,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "**bytes ratio {zero3_rank_bytes_ratio}** ({rank_bytes_2_workers:,} vs "
         "{rank_bytes_1_worker:,} bytes per rank)",
         "ratio >= 0.8, bytes ratio <= 0.55",
+        82,
     ),
     "learning_parity": Benchmark(
         "`train(cfg)` (2 Ray Train workers, ZeRO-3, the demo config) vs a bare single-process "
@@ -87,6 +92,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "{steps} steps: **max_rel_loss_diff {max_rel_loss_diff}**, final loss "
         "{final_loss_ours} vs {final_loss_bare} (first {first_loss_ours} vs {first_loss_bare})",
         "<= 0.02 over >= 200 steps",
+        45,
         ("--steps", "300"),
     ),
     "memory_scale": Benchmark(
@@ -96,6 +102,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "{params:,} params: rank 1 peak / fp32 model **{load_rss_ratio_nonzero_rank}**, "
         "consolidate peak / bytes written **{consolidate_rss_ratio}** ({written_gb} GB written)",
         "<= 0.6 and <= 1.3",
+        57,
         ("--layers", "36", "--skip-old"),
     ),
     "eval_throughput": Benchmark(
@@ -106,6 +113,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "split read once {ratio_steady_small_once}); large **{ratio_steady_large}**, end to end "
         "**{ratio_end_to_end_large}**; identical predictions: {identical_predictions}",
         "steady >= 0.5 small, >= 0.8 large, end to end >= 0.6 large, identical predictions",
+        57,
     ),
     "metric_speed": Benchmark(
         "our CIDEr-D vs `pycocoevalcap`'s scorer on the same tokenised 20,000 predictions x 5 "
@@ -113,6 +121,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "{ours_s} s vs {reference_s} s, **speedup {speedup}** (repeats: {speedups}), abs diff "
         "{abs_diff:.1e}",
         "speedup >= 5, diff <= 1e-6",
+        1.5,
     ),
 }
 # fmt: on
