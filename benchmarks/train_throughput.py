@@ -99,9 +99,7 @@ def encoded_batches(model_dir: Path, assets: Path, count: int) -> list[dict[str,
     picked = [batches[i % len(batches)] for i in range(count)]
     out = []
     for b in picked:
-        inputs = collate(b, processor.tokenizer.pad_token_id, encoder.pixels)
-        del inputs["token_type_ids"]
-        out.append(inputs)
+        out.append(collate(b, encoder))
     return out
 
 
@@ -192,10 +190,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.image_size = WARMUP + 2, 56
+    ensure_ray(4)  # first: the cluster starts while this process builds the model and data
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         assets = make_demo_assets(
-            tmp / "assets", counts={"train": 200, "test": 4}, models=("llava",)
+            tmp / "assets",
+            counts={"train": 40 if args.smoke else 200, "test": 4},
+            models=("llava",),
         )
         model_dir, params = big_llava(assets / "models/llava", tmp / "big_llava", args.image_size)
         cfg = run_cfg(tmp, assets, model_dir, "one", f"steps={args.steps}",
@@ -204,7 +205,6 @@ def main() -> None:
         batches = encoded_batches(model_dir, assets, args.steps)
         half = WARMUP + (args.steps - WARMUP) // 2
         bare_before = bare_loop(model_dir, batches[:half], cfg)
-        ensure_ray(4)  # the 2-worker run's CPUs, so the cluster is not restarted between runs
         timed = train(cfg)
         ray_ds = ray_samples_per_s(timed.metrics)
         bare_after = bare_loop(model_dir, batches[: WARMUP + args.steps - half], cfg)

@@ -53,3 +53,15 @@ def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ray_vlm.demo.assets import make_demo_assets
 
     return make_demo_assets(tmp_path_factory.mktemp("assets"), counts={"train": 40, "test": 10})
+
+
+@pytest.fixture(scope="session")
+def family_assets(demo_assets: Path) -> Path:
+    """``demo_assets`` with every family stand-in built beside its models, once per session."""
+    from ray_vlm.demo.assets import MODEL_BUILDERS
+    from ray_vlm.demo.shapes import corpus
+
+    for name, build in MODEL_BUILDERS.items():
+        if not (demo_assets / "models" / name).exists():
+            build(demo_assets / "models" / name, corpus())
+    return demo_assets

@@ -13,6 +13,9 @@ Layout under ``out``::
     models/llava  models/paligemma  models/perception_lm      Hugging Face directories
     models/perception_lm_8b_standin  models/paligemma2_224_standin
                                          shape-faithful stand-ins of the GPU configs' models
+    models/qwen2_5_vl ...                only when named: the family stand-ins (FAMILY_BUILDERS:
+                                         Qwen2/2.5/3-VL, LLaVA-NeXT/OneVision, Mllama, Gemma 3,
+                                         SmolVLM, InternVL)
     datasets.yaml                        registry of every split above (absolute paths)
 """
 
@@ -24,8 +27,12 @@ from pathlib import Path
 
 import yaml
 
+from ray_vlm.demo.family_standins import FAMILY_BUILDERS
 from ray_vlm.demo.shapes import CAPTION_PROMPT, QUESTIONS, corpus, draw, random_shape
 from ray_vlm.demo.tiny_models import BUILDERS
+
+MODEL_BUILDERS = {**BUILDERS, **FAMILY_BUILDERS}  # every model ``make_demo_assets`` can build
+DEFAULT_MODELS = tuple(BUILDERS)  # built when none are named (the demo's five)
 
 PLM_DIR = "data/plm/shapes"
 PALIGEMMA_DIR = "data/paligemma/Shapes"
@@ -104,16 +111,18 @@ def write_paligemma_data(root: Path, counts: dict[str, int], rng: random.Random)
 def make_demo_assets(
     out: str | Path,
     counts: dict[str, int] | None = None,
-    models: tuple[str, ...] = tuple(BUILDERS),
+    models: tuple[str, ...] = DEFAULT_MODELS,
     seed: int = 0,
 ) -> Path:
-    """Write the demo data, tiny models and ``datasets.yaml`` under ``out``; return ``out``."""
+    """Write the demo data, tiny models and ``datasets.yaml`` under ``out``; return ``out``.
+
+    ``models``: names in ``MODEL_BUILDERS``, each built under ``out/models/<name>``."""
     out = Path(out).resolve()
     counts = counts or DEFAULT_COUNTS
     rng = random.Random(seed)
     write_plm_data(out / PLM_DIR, counts, rng)
     write_paligemma_data(out / PALIGEMMA_DIR, counts, rng)
     for name in models:
-        BUILDERS[name](out / "models" / name, corpus(), seed=seed)
+        MODEL_BUILDERS[name](out / "models" / name, corpus(), seed=seed)
     (out / "datasets.yaml").write_text(yaml.safe_dump(demo_registry(str(out)), sort_keys=False))
     return out

@@ -8,16 +8,17 @@ load it like any hub checkpoint. The demo and the tests use these.
 Two more are shape-faithful stand-ins for the shipped GPU configs' models: their processors carry
 the published settings of ``facebook/Perception-LM-8B`` and ``google/paligemma2-3b-pt-224`` and
 their vision towers take the same image sizes and patches (so an image becomes as many tokens as
-with the real model), but towers and language models are 64/128 wide and 2 layers deep.
+with the real model), but towers and language models are 64/128 wide and 2 layers deep. Nine
+family stand-ins built alike (Qwen-VL, LLaVA-NeXT, Mllama, Gemma 3, ...) are in ``family_standins``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     AutoModelForImageTextToText,
     CLIPImageProcessor,
@@ -75,28 +76,42 @@ def chat_template(image_token: str) -> str:
     )
 
 
-def build_tokenizer(corpus: Iterable[str], image_tokens: dict[str, str]) -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    corpus: Iterable[str],
+    image_tokens: dict[str, str],
+    specials: Sequence[str] = ROLE_TOKENS,
+    bos: str = BOS,
+    eos: str = EOS,
+    pad: str = PAD,
+    add_bos: bool = False,
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on ``corpus`` (any text still encodes, byte by byte).
 
     ``image_tokens`` maps attribute names to tokens, e.g. ``{"image_token": "<image>"}``; they
     become special tokens and ``tokenizer.image_token`` / ``tokenizer.image_token_id``.
+    ``specials``: further special tokens (role headers, end-of-turn tokens); ``bos``, ``eos``,
+    ``pad``: the family's own; ``add_bos``: encoding puts ``bos`` first, as Mistral's tokenizer does.
     """
-    specials = [PAD, BOS, EOS, *ROLE_TOKENS, *image_tokens.values()]
+    tokens = list(dict.fromkeys([pad, bos, eos, *specials, *image_tokens.values()]))
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
-        special_tokens=specials,
+        special_tokens=tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer=trainer)
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
         extra_special_tokens=dict(image_tokens),
     )
 
@@ -121,13 +136,15 @@ def _save(
     tokenizer: PreTrainedTokenizerFast,
     out: Path,
     seed: int,
+    eos_tokens: Sequence[str] = (),
 ) -> Path:
+    """Save a model seeded with ``seed`` and its processor; generation ends on ``eos_tokens``, or EOS."""
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(model_config)
     gen = model.generation_config
     gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = (
         tokenizer.bos_token_id,
-        tokenizer.eos_token_id,
+        tokenizer.convert_tokens_to_ids(list(eos_tokens)) or tokenizer.eos_token_id,
         tokenizer.pad_token_id,
     )
     out.mkdir(parents=True, exist_ok=True)

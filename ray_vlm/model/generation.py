@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from PIL import Image
@@ -37,6 +38,15 @@ class Generation:
 def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     cuts = [text.index(s) for s in stop if s and s in text]
     return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def end_tokens(model: PreTrainedModel, tokenizer: Any) -> list[int]:
+    """Every token that ends an answer: the generation config's ``eos_token_id`` (an id or a list:
+    Gemma-3-it ends on ``<eos>`` and ``<end_of_turn>``), else the tokenizer's end token."""
+    ends = model.generation_config.eos_token_id
+    if ends is None:
+        ends = tokenizer.eos_token_id
+    return [int(e) for e in (ends if isinstance(ends, list | tuple) else [ends])]
 
 
 def _turns(prompt: Prompt) -> list[Turn]:
@@ -85,17 +95,18 @@ def generate_encoded(
         if params.temperature > 0
         else {"do_sample": False}
     )
+    ends = end_tokens(model, tokenizer)
     out = model.generate(
         **inputs,
         max_new_tokens=params.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=ends,
         **sampling,
     )
     prompt_len = inputs["input_ids"].shape[1]
     results = []
     for row, mask in zip(out[:, prompt_len:], inputs["attention_mask"], strict=True):
-        ended = (row == tokenizer.eos_token_id).nonzero()
+        ended = torch.isin(row, torch.tensor(ends, device=row.device)).nonzero()
         n = int(ended[0]) + 1 if len(ended) else len(row)
         text, stopped = _cut_at_stop(
             tokenizer.decode(row[:n], skip_special_tokens=True), params.stop

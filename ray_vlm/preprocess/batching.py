@@ -4,16 +4,16 @@
 examples at a time (a *window*: ``windows``), sorts them by ``num_tokens``, cuts them into batches
 and yields those in an order drawn from the window's number (``window_batches``: the same window
 always gives the same batches, so a resumed run can rebuild it; ``group_batches=1`` keeps stream
-order). ``collate(examples, pad_id, pixels)`` pads on the right:
+order). ``collate(examples, encoder)`` pads on the right:
 
-- ``input_ids``, ``labels`` (``IGNORE`` on padding), ``attention_mask``, ``token_type_ids``:
-  int64 ``[B, L]`` with ``L`` the longest example of the batch;
-- ``pixel_values``: float32 ``[num_tiles, C, H, W]``, the tiles of the batch's images in order
-  (the order their image tokens appear in ``input_ids``; one tile per image for untiled
-  processors), finished by ``pixels`` (the encoder's ``PixelNormalizer``: uint8 -> rescaled and
-  normalised as the processor does); ``[num_tiles, 1, C, H, W]`` when ``pixels.tiled``: a
-  tiling model (Perception LM) flattens its ``[images, tiles]`` axes, and images whose tile
-  counts differ cannot share a ``tiles`` axis, so each tile stands in its own row.
+- ``input_ids``, ``labels`` (``IGNORE`` on padding), ``attention_mask``: int64 ``[B, L]`` with
+  ``L`` the longest example of the batch;
+- every other model input by its kind in the processor's layout (``layouts.py``): per-token keys
+  ``[B, L, ...]``, image rows concatenated in batch order (the order their image tokens appear in
+  ``input_ids``), per-sample values stacked; other axes padded to the batch's longest with 0;
+  ``pixel_values`` finished by ``encoder.pixels`` (``PixelNormalizer``: uint8 -> rescaled
+  and normalised as the processor does) before padding, so padding stays 0 as the processor's;
+  Perception LM's tiles ``[tiles, 1, C, H, W]`` (``Layout.tile_stacks``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ray_vlm.preprocess.encode import IGNORE
-from ray_vlm.preprocess.pixels import PixelNormalizer
+from ray_vlm.preprocess.encode import IGNORE, Encoder
+from ray_vlm.preprocess.layouts import IMAGE
 
 Example = dict[str, Any]
 
@@ -74,27 +74,37 @@ def padding_share(batches: Iterable[list[Example]]) -> float:
     return 1 - real / padded if padded else 0.0
 
 
-def _pad(rows: list[np.ndarray], value: int, length: int) -> torch.Tensor:
-    out = np.full((len(rows), length), value, dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return torch.from_numpy(out)
+def _joined(arrays: list[np.ndarray], stack: bool, value: int) -> np.ndarray:
+    """``arrays`` stacked on a new first axis (``stack``) or concatenated on their first, every
+    other axis padded at its end to the longest, with ``value``."""
+    arrays = [a[None] if stack else a for a in arrays]
+    shape = np.max([a.shape for a in arrays], axis=0)
+    shape[0] = sum(a.shape[0] for a in arrays)
+    out = np.full(shape, value, dtype=np.result_type(*arrays))
+    row = 0
+    for a in arrays:
+        out[(slice(row, row + a.shape[0]), *(slice(0, n) for n in a.shape[1:]))] = a
+        row += a.shape[0]
+    return out
 
 
-def collate(
-    examples: list[Example], pad_id: int, pixels: PixelNormalizer
-) -> dict[str, torch.Tensor]:
-    """Pad a list of encoded examples into model-ready tensors (shapes in the module docstring)."""
-    length = max(int(e["num_tokens"]) for e in examples)
+def collate(examples: list[Example], encoder: Encoder) -> dict[str, torch.Tensor]:
+    """Pad a list of examples ``encoder`` made into model-ready tensors (shapes in the module
+    docstring)."""
+    layout, pad_id = encoder.layout, encoder.tokenizer.pad_token_id
     ids = [np.asarray(e["input_ids"]) for e in examples]
-    mask = [np.ones(len(r), dtype=np.int64) for r in ids]
-    images = np.concatenate([pixels(np.asarray(e["pixel_values"])) for e in examples])
-    if pixels.tiled:
-        images = images[:, None]
-    return {
-        "input_ids": _pad(ids, pad_id, length),
-        "labels": _pad([np.asarray(e["labels"]) for e in examples], IGNORE, length),
-        "attention_mask": _pad(mask, 0, length),
-        "token_type_ids": _pad([np.asarray(e["token_type_ids"]) for e in examples], 0, length),
-        "pixel_values": torch.from_numpy(images),
+    out = {
+        "input_ids": _joined(ids, True, pad_id),
+        "labels": _joined([np.asarray(e["labels"]) for e in examples], True, IGNORE),
+        "attention_mask": _joined([np.ones(len(r), dtype=np.int64) for r in ids], True, 0),
     }
+    for key, kind in layout.keys.items():
+        if key not in examples[0]:
+            continue
+        arrays = [np.asarray(e[key]) for e in examples]
+        if key == "pixel_values":
+            arrays = [encoder.pixels(a) for a in arrays]
+        out[key] = _joined(arrays, kind != IMAGE, 0)
+        if key == "pixel_values" and layout.tile_stacks:
+            out[key] = out[key][:, None]
+    return {key: torch.from_numpy(value) for key, value in out.items()}

@@ -16,6 +16,7 @@ import ray
 from ray_vlm.config import FinetuneConfig
 from ray_vlm.preflight import check_init_model
 from ray_vlm.preprocess.bad_records import ERROR_KINDS
+from ray_vlm.preprocess.contract import check_model_inputs
 from ray_vlm.preprocess.pipeline import build_dataset
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.resources import check_fits, data_demand
@@ -54,10 +55,12 @@ class DataCheck:
 def check_data(cfg: FinetuneConfig) -> DataCheck:
     """Run every record of ``cfg.data.datamix`` through the pipeline (``bad_records`` as set).
 
-    What it must reach (the processor's model, every source) is checked before Ray starts; then
-    that the cluster holds the pipeline and that every node sees local data."""
+    What it must reach (the processor's model, every source) is checked before Ray starts, and
+    that the batch of its first records is the processor's own (``contract``); then that the
+    cluster holds the pipeline and that every node sees local data."""
     check_init_model(cfg.checkpoint.init_ckpt_path)
     sources = select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
+    check_model_inputs(cfg, [spec for _, spec in sources])
     demand = data_demand(cfg.data)
     ensure_ray(demand.cpus)
     check_fits(demand)

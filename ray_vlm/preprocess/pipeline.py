@@ -1,9 +1,8 @@
 """The Ray Data pipeline: planned chunks -> parsed records -> encoded examples, streamed.
 
 ``build_dataset(plan, processor_path, cfg, processor_kwargs)`` returns a ``Dataset`` whose rows
-are encoded examples (``encode.Example``: ``pixel_values`` holds tiles, ``num_images`` counts
-images) plus ``num_tokens``, ``dataset``, ``source`` and ``truncated``, and the ``RecordReport``
-actor that counts what was left out.
+are encoded examples (``encode.Example.row``: ``ROW_COLUMNS`` and the processor's model inputs),
+and the ``RecordReport`` actor that counts what was left out.
 Nothing runs until the dataset is consumed (a Ray Train worker's shard, or ``check_data``).
 """
 
@@ -43,7 +42,11 @@ class EncodeBatch:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         rows, notes = encode_records(self.encoder, records_of_batch(batch))
         report_or_raise(self.report, notes, self.policy)
-        return {key: [row[key] for row in rows] for key in ROW_COLUMNS}
+        return {key: [row[key] for row in rows] for key in self.columns}
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*ROW_COLUMNS, *self.encoder.input_keys)
 
 
 def build_dataset(

@@ -9,17 +9,14 @@ deferred output reproduces the processor's own; when it cannot (an image process
 ``do_rescale``/``do_normalize`` switches, or one that does more after them) ``deferred`` is False
 and pixels travel as the float32 the processor made.
 
-Tiles: most processors make one ``[C, H, W]`` array per image. Tiling ones (Perception LM) make a
-``[num_tiles, C, H, W]`` stack per image whose count depends on the image (thumb+tile: a thumbnail
-plus as many 448-px tiles as its aspect ratio takes, up to ``max_num_tiles``) and the model
-flattens images and tiles into one axis. Either way an example travels as the ``[num_tiles, C, H,
-W]`` tiles of its images in order (an untiled image is one tile), and ``tiled`` tells ``collate``
-to hand the model the tile axis it expects.
+Only ``pixel_values`` ending in ``[C, H, W]`` (images, tiles, anyres patches: any layout but
+Qwen-VL's flattened patches, ``layouts.Layout.chw_pixels``) can be deferred; the check also fails,
+and pixels stay float32, where the processor pads with zero tiles (Mllama), which normalising would
+not keep zero.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,28 +34,25 @@ class PixelNormalizer:
     mean: tuple[float, ...] = ()
     """Per channel (or one value for all); empty when the processor does not normalise."""
     std: tuple[float, ...] = ()
-    tiled: bool = False
-    """The processor gives each image a stack of tiles, ``pixel_values`` ``[images, tiles, C, H,
-    W]`` (Perception LM); else one ``[C, H, W]`` array per image."""
-    tile_shape: tuple[int, ...] = ()
-    """``(C, H, W)`` of one tile (an image of an untiled processor)."""
 
     @classmethod
-    def of(cls, processor: Any) -> PixelNormalizer:
-        """The normaliser for ``processor``'s image processor, checked on a probe image."""
+    def of(cls, processor: Any, chw: bool = True) -> PixelNormalizer:
+        """The normaliser for ``processor``'s image processor, checked on a probe image; never
+        deferred unless its ``pixel_values`` end in ``[C, H, W]`` (``chw``)."""
+        if not chw:
+            return cls(False)
         ip = processor.image_processor
         probe = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), np.uint8))
         made = np.asarray(ip(images=[probe], return_tensors="np")["pixel_values"])
-        layout = {"tiled": made.ndim == 5, "tile_shape": made.shape[-3:]}
         scale = float(ip.rescale_factor) if getattr(ip, "do_rescale", False) else 1.0
         normalize = getattr(ip, "do_normalize", False)
         mean = tuple(np.atleast_1d(ip.image_mean).tolist()) if normalize else ()
         std = tuple(np.atleast_1d(ip.image_std).tolist()) if normalize else ()
-        candidate = cls(True, scale, mean, std, **layout)
+        candidate = cls(True, scale, mean, std)
         try:
             raw = ip(images=[probe], return_tensors="np", **DEFER)["pixel_values"]
         except (TypeError, ValueError):
-            return cls(False, **layout)
+            return cls(False)
         raw = np.asarray(raw)
         if (
             raw.size == 0
@@ -66,13 +60,13 @@ class PixelNormalizer:
             or raw.max() > 255
             or not np.array_equal(raw, raw.round())
         ):
-            return cls(False, **layout)
+            return cls(False)
         finished = candidate(raw.astype(np.uint8))
-        return candidate if np.allclose(finished, made, atol=1e-4) else cls(False, **layout)
+        return candidate if np.allclose(finished, made, atol=1e-4) else cls(False)
 
     @property
     def processor_kwargs(self) -> dict[str, bool]:
-        """Keyword arguments for the processor call whose ``pixel_values`` ``pack`` takes."""
+        """Keyword arguments for the processor calls whose ``pixel_values`` travel."""
         return dict(DEFER) if self.deferred else {}
 
     @property
@@ -80,14 +74,9 @@ class PixelNormalizer:
         """The dtype pixels travel in."""
         return np.uint8 if self.deferred else np.float32
 
-    def pack(self, pixels: Sequence[Any]) -> np.ndarray:
-        """A processor's ``pixel_values`` (called with ``processor_kwargs``; an array or a list
-        with one entry per image, as ``return_tensors=None`` gives when tile counts differ) ->
-        the travelling tiles ``[num_tiles, C, H, W]`` of those images in order."""
-        tiles = [np.asarray(p).reshape(-1, *self.tile_shape) for p in pixels]
-        if not tiles:
-            return np.zeros((0, *self.tile_shape), dtype=self.dtype)
-        return np.concatenate(tiles).astype(self.dtype, copy=False)
+    def travelling(self, pixels: np.ndarray) -> np.ndarray:
+        """A processor's ``pixel_values`` (called with ``processor_kwargs``) in the travel dtype."""
+        return pixels.astype(self.dtype, copy=False)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """Travelling pixels ``[N, ..., C, H, W]`` -> float32 as the processor returns them."""

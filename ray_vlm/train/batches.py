@@ -1,6 +1,6 @@
 """A rank's micro-batches: its encoded rows -> length-grouped, padded model inputs, exactly once.
 
-``MicroBatches(rows, cfg, processor, start, index_of, token_types)`` reads the rank's rows (its
+``MicroBatches(rows, cfg, processor, start, index_of)`` reads the rank's rows (its
 sequence of the run's ``DataOrder`` from ``start.next_index`` on, each row carrying its plan
 ``position``), cuts them into windows of ``batch_size x data.length_group_batches`` examples
 (``data.group_by_length``), sorts each window by length into batches in an order drawn from the
@@ -8,8 +8,7 @@ window's number, pads them with ``preprocess.batching.collate``. After a resume 
 is the one the checkpoint stood in: rebuilt from the same rows, its batches already trained
 (``start.done``) are skipped. ``position`` is where the rank stands after the last batch handed
 out (what a checkpoint saves). ``next()`` returns a ``MicroBatch``: the model's keyword arguments
-(``batching.collate``'s CPU tensors; ``token_type_ids`` only for models whose ``forward`` takes
-them), the real examples' count, tokens, answer tokens and record ids. A rank whose rows run out
+(``batching.collate``'s CPU tensors: every input the processor made), the real examples' count, tokens, answer tokens and record ids. A rank whose rows run out
 raises ``DataExhaustedError`` (the plan holds a margin for rejected records; see ``data_plan``).
 
 ZeRO-3 trap: a rank whose micro-batch holds no image would skip the vision tower, while ranks with
@@ -35,7 +34,6 @@ from transformers import ProcessorMixin
 from ray_vlm.config import FinetuneConfig
 from ray_vlm.preprocess.batching import collate, window_batches, windows
 from ray_vlm.preprocess.encode import IGNORE, Encoder
-from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.records import ASSISTANT, USER, Record, Turn
 from ray_vlm.train.data_order import RankPosition
 from ray_vlm.train.loss import answer_tokens
@@ -61,35 +59,29 @@ class MicroBatch:
     """The real examples' record ids (``file:line``), in batch order."""
 
 
-def dummy_image_example(processor: ProcessorMixin, max_seq_len: int) -> dict[str, Any]:
+def dummy_image_example(encoder: Encoder) -> dict[str, Any]:
     """An encoded example with one black image and no supervised tokens."""
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "dummy.png"
         Image.new("RGB", (32, 32)).save(image)
         record = Record("dummy", "dummy", (str(image),), (Turn(USER, "x"), Turn(ASSISTANT, "x")))
-        ex = Encoder(processor, max_seq_len).encode(record)
+        ex = encoder.encode(record)
     return {**ex.row(record), "labels": np.full_like(ex.labels, IGNORE)}
 
 
 class ModelInputs:
     """Examples (encoded rows) -> one padded batch of model keyword arguments (``collate``'s CPU
     tensors, ``labels`` included), the dummy image example appended when no example has an image
-    (the ZeRO-3 trap above; ``[]`` gives the dummy alone); ``token_type_ids`` only for models
-    whose ``forward`` takes them."""
+    (the ZeRO-3 trap above; ``[]`` gives the dummy alone)."""
 
-    def __init__(self, processor: ProcessorMixin, max_seq_len: int, token_types: bool) -> None:
-        self.pad_id = processor.tokenizer.pad_token_id
-        self.pixels = PixelNormalizer.of(processor)
-        self.dummy = dummy_image_example(processor, max_seq_len)
-        self.token_types = token_types
+    def __init__(self, processor: ProcessorMixin, max_seq_len: int) -> None:
+        self.encoder = Encoder(processor, max_seq_len)
+        self.dummy = dummy_image_example(self.encoder)
 
     def __call__(self, examples: list[dict[str, Any]]) -> Inputs:
         if not any(int(e["num_images"]) for e in examples):
             examples = [*examples, self.dummy]
-        inputs = collate(examples, self.pad_id, self.pixels)
-        if not self.token_types:
-            del inputs["token_type_ids"]
-        return inputs
+        return collate(examples, self.encoder)
 
 
 class MicroBatches:
@@ -100,10 +92,9 @@ class MicroBatches:
         processor: ProcessorMixin,
         start: RankPosition,
         index_of: Callable[[int], int],
-        token_types: bool,
     ) -> None:
         self.cfg = cfg
-        self.inputs = ModelInputs(processor, cfg.data.max_seq_len, token_types)
+        self.inputs = ModelInputs(processor, cfg.data.max_seq_len)
         self.position = start
         self._index_of = index_of
         self._rows = iter(rows)

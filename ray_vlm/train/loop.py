@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 
@@ -75,7 +74,6 @@ class Recipe:
         with setup_allocations(), session.restored() as folder:
             model = load_model(cfg.checkpoint.init_ckpt_path, run_dtype(cfg.distributed), zero3)
             self.base = (model.config, model.generation_config, processor)
-            token_types = "token_type_ids" in inspect.signature(model.forward).parameters
             if cfg.model.gradient_checkpointing:
                 model.gradient_checkpointing_enable({"use_reentrant": False})
             model = apply_trainable(model, cfg.model)
@@ -94,9 +92,7 @@ class Recipe:
         for note in notes:
             self._note(note)
         self.validation = (  # before the training pipeline: its rows are read once, up front
-            Validation(cfg, data.validation, session, processor, token_types)
-            if data.validation
-            else None
+            Validation(cfg, data.validation, session, processor) if data.validation else None
         )
         rows = session.rows(pieces(data.plan, self.order.sequence(self.rank, start.next_index)))
         self.batches = MicroBatches(
@@ -105,7 +101,6 @@ class Recipe:
             processor,
             start,
             lambda position: self.order.index(self.rank, position),
-            token_types,
         )
 
     def _note(self, text: str) -> None:

@@ -1,7 +1,9 @@
 """What a fine-tune does before its workers start, whatever runs them (Ray Train or ``torchrun``).
 
 ``start_run(cfg)`` makes local paths absolute (workers may run elsewhere, the MLflow store
-too), checks that the trackers it asks for are installed and what the run must reach (``preflight.check_finetune``: ``UserError`` naming the key), writes the resolved
+too), checks that the trackers it asks for are installed, what the run must reach
+(``preflight.check_finetune``: ``UserError`` naming the key) and that the model's inputs reach it
+as its processor makes them (``preprocess.contract``: ``LayoutError``), writes the resolved
 config to ``<dump_dir>/config.yaml``, reads the newest checkpoint's state and, unless that
 checkpoint already finished the run, plans the data (``data_plan.data_start``) and the
 validation records (``eval.datamix``, every record once: ``stream_plan.plan_each_once``).
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from ray_vlm.config import CONFIG_FILE, FinetuneConfig, config_to_yaml
 from ray_vlm.preflight import check_finetune
+from ray_vlm.preprocess.contract import check_model_inputs
 from ray_vlm.preprocess.stream_plan import plan_each_once
 from ray_vlm.records import DatamixEntry, DatasetSpec
 from ray_vlm.storage import Location
@@ -57,6 +60,7 @@ def start_run(cfg: FinetuneConfig) -> RunStart:
     cfg = resolved(cfg)
     check_tracking(cfg.logging)
     sources, validation = check_finetune(cfg)
+    check_model_inputs(cfg, [spec for _, spec in sources])
     dump_dir = Location.of(cfg.dump_dir)
     (dump_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
     state = latest_state(dump_dir)

@@ -1,6 +1,6 @@
 """Validation during training: the loss over the answer tokens of held-out records (``eval``).
 
-``Validation(cfg, plan, session, processor, token_types)`` is built by every rank at setup, before
+``Validation(cfg, plan, session, processor)`` is built by every rank at setup, before
 its training pipeline starts. The plan is every record of ``eval.datamix`` once (``run_start``);
 rank ``r`` takes its positions ``r, r + world, ...`` (``DataOrder.fresh(n, world).sequence(r)``),
 reads them once through ``session.rows`` (the preprocessing training uses: same processor,
@@ -49,10 +49,9 @@ class Validation:
         plan: Iterable[Chunk],
         session: Session,
         processor: ProcessorMixin,
-        token_types: bool,
     ) -> None:
         self.cfg = cfg
-        self.inputs = ModelInputs(processor, cfg.data.max_seq_len, token_types)
+        self.inputs = ModelInputs(processor, cfg.data.max_seq_len)
         plan = list(plan)
         order = DataOrder.fresh(sum(c.limit for c in plan), session.world)
         rows = sorted(

@@ -22,6 +22,7 @@ from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.export.finetune import train_and_export
 from ray_vlm.export.generate_one import generate_one
 from ray_vlm.model import SamplingParams, load_model
+from ray_vlm.preprocess.batching import collate
 from ray_vlm.preprocess.check_data import check_data, format_check
 from ray_vlm.preprocess.encode import Encoder
 from ray_vlm.preprocess.processor import load_processor
@@ -86,7 +87,7 @@ def test_plm_radiology_settings_fit_a_512px_radiograph(demo_assets: Path, tmp_pa
     ex = encoder.encode(_record(radiograph(tmp_path / "xray.png")))
     assert not ex.truncated and len(ex.input_ids) <= cfg.data.max_seq_len
     assert int((ex.input_ids == encoder.image_token_id).sum()) == TOKENS_A_TILE
-    assert ex.pixel_values.shape == (1, 3, 448, 448) and ex.num_images == 1
+    assert ex.inputs["pixel_values"].shape == (1, 3, 448, 448) and ex.num_images == 1
 
 
 def test_paligemma2_standin_makes_256_image_tokens(demo_assets: Path, tmp_path: Path) -> None:
@@ -94,13 +95,8 @@ def test_paligemma2_standin_makes_256_image_tokens(demo_assets: Path, tmp_path: 
     encoder = Encoder(load_processor(path), max_seq_len=384)
     ex = encoder.encode(_record(radiograph(tmp_path / "rx.png", 600, 400), "aceta"))
     assert int((ex.input_ids == encoder.image_token_id).sum()) == 256
-    assert ex.pixel_values.shape == (1, 3, 224, 224)
-    batch = {
-        "input_ids": torch.from_numpy(ex.input_ids)[None],
-        "labels": torch.from_numpy(ex.labels)[None],
-        "token_type_ids": torch.from_numpy(ex.token_type_ids)[None],
-        "pixel_values": torch.from_numpy(encoder.pixels(ex.pixel_values)),
-    }
+    assert ex.inputs["pixel_values"].shape == (1, 3, 224, 224)
+    batch = collate([ex.row(_record(tmp_path / "rx.png"))], encoder)
     assert torch.isfinite(load_model(path)(**batch).loss)  # 256 patches for 256 image tokens
 
 

@@ -23,4 +23,4 @@ def demo_batch(assets: Path, arch: str, n: int = 4, offset: int = 0) -> dict[str
         {**vars(ex), "num_tokens": len(ex.input_ids)}
         for ex in map(encoder.encode, islice(read_records(spec), offset, offset + n))
     ]
-    return collate(examples, processor.tokenizer.pad_token_id, encoder.pixels)
+    return collate(examples, encoder)

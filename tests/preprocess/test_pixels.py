@@ -26,7 +26,7 @@ def test_finished_pixels_equal_the_processors_own(demo_assets: Path, arch: str, 
     assert encoder.pixels.deferred
     spec = resolve_spec(dataset, load_registry(demo_assets / "datasets.yaml")[dataset])
     for record in islice(read_records(spec), 3):
-        travelling = encoder.encode(record).pixel_values
+        travelling = encoder.encode(record).inputs["pixel_values"]
         assert travelling.dtype == np.uint8 and travelling.shape[0] == 1
         images = [load_image(p) for p in record.images]
         own = processor.image_processor(images=images, return_tensors="np")["pixel_values"]
@@ -54,7 +54,7 @@ def test_pixels_stay_float_when_the_processor_cannot_defer() -> None:
     normalizer = PixelNormalizer.of(_Holder(_IgnoresSwitches(size=size, crop_size=16)))
     assert not normalizer.deferred and normalizer.processor_kwargs == {}
     pixels = np.full((1, 3, 16, 16), -0.5, np.float32)
-    assert normalizer.pack(pixels).dtype == np.float32
+    assert normalizer.travelling(pixels).dtype == np.float32
     assert normalizer(pixels) is pixels  # already finished: passed through
 
 
@@ -63,6 +63,6 @@ def test_a_processor_that_neither_rescales_nor_normalises_ships_raw_bytes() -> N
         size={"shortest_edge": 16}, crop_size=16, do_rescale=False, do_normalize=False
     )
     normalizer = PixelNormalizer.of(_Holder(plain))
-    assert normalizer == PixelNormalizer(True, 1.0, (), (), tiled=False, tile_shape=(3, 16, 16))
+    assert normalizer == PixelNormalizer(True, 1.0, (), ())
     raw = np.arange(12, dtype=np.uint8).reshape(1, 3, 2, 2)
     np.testing.assert_array_equal(normalizer(raw), raw.astype(np.float32))

@@ -11,7 +11,6 @@ from ray_vlm.config import DataConfig, FinetuneConfig
 from ray_vlm.model import load_model, load_processor
 from ray_vlm.preprocess.batching import collate
 from ray_vlm.preprocess.encode import IGNORE, Encoder
-from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.records import ASSISTANT, USER, Record, Turn
 from ray_vlm.train.batches import DataExhaustedError, MicroBatches
 from ray_vlm.train.data_order import RankPosition
@@ -57,7 +56,7 @@ def _batches(
 ) -> MicroBatches:
     """One rank of a one-rank run: a row's index in its sequence is its position."""
     cfg = cfg or _cfg()
-    return MicroBatches(iter(rows), cfg, processor, start or RankPosition(), int, token_types=False)
+    return MicroBatches(iter(rows), cfg, processor, start or RankPosition(), int)
 
 
 def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava) -> None:
@@ -68,9 +67,8 @@ def test_a_batch_without_images_gets_a_dummy_image_that_adds_no_loss(rows, llava
     assert batch.ids == ("t:0", "t:1")
     assert inputs["input_ids"].shape[0] == 3 and inputs["pixel_values"].shape[0] == 1
     assert (inputs["labels"][2] == IGNORE).all()
-    assert "token_type_ids" not in inputs
-    plain = collate(rows[:2], processor.tokenizer.pad_token_id, PixelNormalizer.of(processor))
-    del plain["token_type_ids"], plain["pixel_values"]
+    plain = collate(rows[:2], Encoder(processor, 512))
+    del plain["pixel_values"]
     with torch.no_grad():
         assert model(**inputs).loss.item() == pytest.approx(model(**plain).loss.item(), rel=1e-5)
 

@@ -19,7 +19,6 @@ from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.model import load_model, load_processor
 from ray_vlm.preprocess.batching import collate
 from ray_vlm.preprocess.encode import Encoder
-from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.train.loss import answer_tokens, summed_token_loss
 from ray_vlm.train.record_ids import records_by_id, step_ids
 from ray_vlm.train.trainer import train
@@ -41,11 +40,10 @@ def _sgd_step(base: str, batches: list[list[dict]], processor, total_tokens: int
     """One SGD step from ``base`` over ``batches``: the global token mean when ``total_tokens``
     is given, else the mean of per-batch means. Returns ``(weights, loss)``."""
     model = load_model(base)
-    pixels = PixelNormalizer.of(processor)
+    encoder = Encoder(processor, 512)
     loss_value = 0.0
     for examples in batches:
-        inputs = collate(examples, processor.tokenizer.pad_token_id, pixels)
-        del inputs["token_type_ids"]
+        inputs = collate(examples, encoder)
         labels = inputs.pop("labels")
         summed = summed_token_loss(model(**inputs).logits, labels)
         n = total_tokens if total_tokens else answer_tokens(labels) * len(batches)

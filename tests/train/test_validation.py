@@ -149,7 +149,6 @@ def _reference_loss(cfg: FinetuneConfig, step_dir: Path) -> tuple[float, int]:
     from ray_vlm.model import load_model, load_processor
     from ray_vlm.preprocess.batching import collate
     from ray_vlm.preprocess.encode import Encoder
-    from ray_vlm.preprocess.pixels import PixelNormalizer
     from ray_vlm.records import Record, read_records, select_datamix
     from ray_vlm.train.batches import dummy_image_example
     from ray_vlm.train.loss import answer_tokens, summed_token_loss
@@ -160,16 +159,14 @@ def _reference_loss(cfg: FinetuneConfig, step_dir: Path) -> tuple[float, int]:
     model.load_state_dict(get_fp32_state_dict_from_zero_checkpoint(str(step_dir), tag="ds"))
     model.eval()
     encoder = Encoder(processor, cfg.data.max_seq_len)
-    dummy = dummy_image_example(processor, cfg.data.max_seq_len)
-    pixels = PixelNormalizer.of(processor)
+    dummy = dummy_image_example(encoder)
     [(_, spec)] = select_datamix(cfg.eval.datamix, cfg.data.datasets_yaml)
     total, tokens = 0.0, 0
     for record in read_records(spec):
         assert isinstance(record, Record)
         row = encoder.encode(record).row(record)
         examples = [row] if row["num_images"] else [row, dummy]
-        inputs = collate(examples, processor.tokenizer.pad_token_id, pixels)
-        del inputs["token_type_ids"]
+        inputs = collate(examples, encoder)
         labels = inputs.pop("labels")
         with torch.no_grad():
             total += float(summed_token_loss(model(**inputs).logits, labels))
