@@ -50,6 +50,8 @@ class Benchmark:
     test starts the smoke runs in, longest first."""
     args: tuple[str, ...] = ()
     """The full-size run's arguments (``make bench``)."""
+    script: str = ""
+    """``benchmarks/<script>.py`` when not the benchmark's own name (one script, two settings)."""
 
     def fields(self) -> list[str]:
         """The JSON fields ``result`` reads."""
@@ -94,6 +96,17 @@ BENCHMARKS: dict[str, Benchmark] = {
         "<= 0.02 over >= 200 steps",
         45,
         ("--steps", "300"),
+    ),
+    "learning_parity_qwen2_5_vl": Benchmark(
+        "`learning_parity.py` on the Qwen2.5-VL stand-in (its processor: 196 image tokens per "
+        "demo image, flattened patches, `image_grid_thw`, M-RoPE) in place of the demo LLaVA; the "
+        "bare loop's batches made by the processor itself",
+        "{model}, {steps} steps: **max_rel_loss_diff {max_rel_loss_diff}**, final loss "
+        "{final_loss_ours} vs {final_loss_bare} (first {first_loss_ours} vs {first_loss_bare})",
+        "<= 0.02 over >= 200 steps",
+        60,
+        ("--model", "qwen2_5_vl", "--steps", "200"),
+        script="learning_parity",
     ),
     "memory_scale": Benchmark(
         "host memory of ZeRO-3 loading (2 CPU workers, bf16, LoRA) and of `ray-vlm "
@@ -159,9 +172,15 @@ def missing_fields(name: str, result: dict) -> list[str]:
     return [f for f in BENCHMARKS[name].fields() if f not in result]
 
 
+def script(name: str) -> str:
+    """The script benchmark ``name`` runs (``benchmarks/<script>.py``)."""
+    return BENCHMARKS[name].script or name
+
+
 def run_one(name: str, extra: tuple[str, ...] = ()) -> tuple[dict, float]:
-    """Run ``benchmarks/<name>.py`` with ``extra`` args, echoing its output; (result, seconds)."""
-    argv = [sys.executable, "-u", str(HERE / f"{name}.py"), *extra]
+    """Run benchmark ``name``'s script with ``extra`` args, echoing its output; (result,
+    seconds)."""
+    argv = [sys.executable, "-u", str(HERE / f"{script(name)}.py"), *extra]
     start = time.monotonic()
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True)
     lines = []
@@ -220,14 +239,16 @@ def table(records: dict[str, dict]) -> str:
     for name, bench in BENCHMARKS.items():
         record = records.get(name)
         if record is None:
-            rows.append(f"| `{name}.py` | {_cell(bench.what)} | not run yet | {bench.target} | |")
+            rows.append(
+                f"| `{script(name)}.py` | {_cell(bench.what)} | not run yet | {bench.target} | |"
+            )
             continue
         machine = record["machine"]
         measured = (
             f"{record['date']}, `{record['git_rev']}`, {machine['nproc']} cores / "
             f"{machine['mem_gib']:g} GiB, load {machine['loadavg'][0]:g}, {record['seconds']:.0f} s"
         )
-        command = " ".join([f"{name}.py", *record["args"]])
+        command = " ".join([f"{script(name)}.py", *record["args"]])
         result = bench.result.format(**record["result"])
         rows.append(
             f"| `{command}` | {_cell(bench.what)} | {_cell(result)} | {bench.target} | {measured} |"

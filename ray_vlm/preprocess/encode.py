@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 from transformers import ProcessorMixin
 
-from ray_vlm.preprocess.layouts import TOKEN, LayoutError, check_keys, layout_for
+from ray_vlm.preprocess.layouts import TOKEN, LayoutError, check_keys, layout_for, layout_listed
 from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.preprocess.processor import image_token_settings
 from ray_vlm.preprocess.prompt import chat_messages, prompt_style
@@ -91,8 +91,8 @@ def _find(haystack: np.ndarray, needle: np.ndarray, start: int) -> int:
 
 class Encoder:
     """Encodes records for one processor; holds it, its layout and its pixel transport. Built on a
-    probe record with one image: ``LayoutError`` when the processor's output has a key its layout
-    does not carry to the model. Not thread-safe."""
+    probe record with one image: ``LayoutError`` when the processor fails on it (its error in one
+    line) or its output has a key its layout does not carry to the model. Not thread-safe."""
 
     def __init__(self, processor: ProcessorMixin, max_seq_len: int) -> None:
         self.processor = processor
@@ -106,17 +106,28 @@ class Encoder:
         )
         """The tokens an image expands to (Gemma 3: its soft tokens, not the ``<start_of_image>``
         placeholder that ``processor.image_token`` names)."""
+        self.layout = layout_for(processor)
+        if not layout_listed(processor):  # an unknown family: what it declares must fit first
+            check_keys(self.layout, processor, list(processor.model_input_names))
         if self.style == "chat" and not getattr(processor, "chat_template", None):
             raise LayoutError(
                 f"{type(processor).__name__} has no chat template, so conversations cannot be "
                 "rendered for it; fine-tune an instruct checkpoint or save a chat_template with "
                 "its processor"
             )
-        self.layout = layout_for(processor)
-        self.pixels = PixelNormalizer.of(processor, self.layout.chw_pixels)
         self.token_settings = image_token_settings(processor)
         probe = Image.new("RGB", (48, 40))
-        ids, _, raw = self._processed(PROBE, [probe])
+        try:
+            self.pixels = PixelNormalizer.of(processor, self.layout.chw_pixels)
+            ids, _, raw = self._processed(PROBE, [probe])
+        except LayoutError:
+            raise
+        except Exception as err:  # the processor's own failure, of any type: one line, no traceback
+            reason = " ".join(f"{type(err).__name__}: {err}".split())
+            raise LayoutError(
+                f"{type(processor).__name__} fails on a probe record (one 48x40 image, one question "
+                f"and answer), so ray_vlm cannot encode records with it: {reason}"
+            ) from err
         check_keys(self.layout, processor, list(raw))
         self._empty = {
             key: value[:0] if value.ndim else np.zeros_like(value)

@@ -132,12 +132,17 @@ def layout_for(processor: Any) -> Layout:
     return LAYOUTS[PROCESSOR_LAYOUTS.get(type(processor).__name__, "tiles")]
 
 
+def layout_listed(processor: Any) -> bool:
+    """Whether ``processor``'s class has a layout of its own (else it gets ``tiles``)."""
+    return type(processor).__name__ in PROCESSOR_LAYOUTS
+
+
 def check_keys(layout: Layout, processor: Any, keys: list[str]) -> None:
     """``LayoutError`` when the processor returned a key ``layout`` does not place."""
     unplaced = [k for k in keys if k not in TEXT_KEYS and k not in layout.keys]
     if unplaced:
         name = type(processor).__name__
-        listed = name in PROCESSOR_LAYOUTS
+        listed = layout_listed(processor)
         raise LayoutError(
             f"{name} returns {', '.join(unplaced)}, which ray_vlm's {layout.name!r} layout "
             + (

@@ -1,38 +1,18 @@
-"""The nine family stand-ins load with the Auto classes, train on one record and generate.
-
-One record: a 384x384 PNG, a question and its answer rendered with the processor's chat template;
-the processor's whole output goes to the model (``labels=input_ids``) and to ``generate``.
-"""
+"""The nine family stand-ins are faithful where a fine-tune depends on it: the chat template renders
+turn by turn (the prompt is a prefix of the conversation) and ends the answer on a token that the
+generation config lists as an end token. (That each one's batch is its processor's own, trains and
+generates: ``tests/preprocess/test_contract.py``.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
-from PIL import Image, ImageDraw
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoProcessor, GenerationConfig
 
-from ray_vlm.demo.assets import make_demo_assets
 from ray_vlm.demo.family_standins import FAMILY_BUILDERS
 
 QUESTION, ANSWER = "What colour is the shape?", "red"
-
-
-@pytest.fixture(scope="module")
-def family_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("families")
-    counts = {"train": 1, "test": 1}
-    return make_demo_assets(out, counts=counts, models=tuple(FAMILY_BUILDERS))
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image.Image:
-    path = tmp_path_factory.mktemp("image") / "shape.png"
-    im = Image.new("RGB", (384, 384))
-    ImageDraw.Draw(im).ellipse((40, 150, 140, 250), fill=(230, 40, 40))
-    im.save(path)
-    return Image.open(path).convert("RGB")
 
 
 def _messages(answer: bool) -> list[dict]:
@@ -42,21 +22,13 @@ def _messages(answer: bool) -> list[dict]:
 
 
 @pytest.mark.parametrize("family", list(FAMILY_BUILDERS))
-def test_family_trains_and_generates(family_assets: Path, image: Image.Image, family: str):
+def test_the_template_ends_the_answer_on_an_end_token(family_assets: Path, family: str) -> None:
     path = family_assets / "models" / family
     processor = AutoProcessor.from_pretrained(path)
-    model = AutoModelForImageTextToText.from_pretrained(path)
-    prompt = processor.apply_chat_template(
-        _messages(False), add_generation_prompt=True, tokenize=False
-    )
-    full = processor.apply_chat_template(_messages(True), tokenize=False)
-    assert full.startswith(prompt)  # renders incrementally
-    ends = processor.tokenizer.convert_ids_to_tokens(model.generation_config.eos_token_id)
+    render = processor.apply_chat_template
+    prompt = render(_messages(False), add_generation_prompt=True, tokenize=False)
+    full = render(_messages(True), tokenize=False)
+    assert full.startswith(prompt)
+    ends = GenerationConfig.from_pretrained(path).eos_token_id
+    ends = processor.tokenizer.convert_ids_to_tokens(ends if isinstance(ends, list) else [ends])
     assert full[len(prompt) :].lstrip().removeprefix(ANSWER).startswith(tuple(ends))
-
-    inputs = processor(images=[image], text=full, return_tensors="pt")
-    with torch.no_grad():
-        assert torch.isfinite(model(**inputs, labels=inputs["input_ids"]).loss)
-        asked = processor(images=[image], text=prompt, return_tensors="pt")
-        out = model.generate(**asked, max_new_tokens=3)
-    assert out.shape[1] > asked["input_ids"].shape[1]

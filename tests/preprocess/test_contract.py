@@ -3,7 +3,7 @@
 For a batch of two records (images of different sizes, answers of different lengths) and for a
 record with two images: ray_vlm's batch (encoder in the row form the pipeline streams, then
 ``collate``) holds every key and value of the processor's own batch, and the model's loss on both
-is the same to 1e-5. Every family's rows (text-only, one image, two images) cross Ray Data's Arrow
+is the same to 1e-5; ``generate`` answers. Every family's rows (text-only, one image, two images) cross Ray Data's Arrow
 blocks, the form the pipeline streams them in, unchanged. A processor whose output has a key no
 layout carries is refused.
 """
@@ -18,14 +18,16 @@ import torch
 from PIL import Image
 from ray.data.block import BlockAccessor
 
+from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.demo.assets import MODEL_BUILDERS
-from ray_vlm.model import load_model
+from ray_vlm.model import generate, load_model
+from ray_vlm.preprocess import contract
 from ray_vlm.preprocess.batching import collate
 from ray_vlm.preprocess.contract import differences, own_batch
 from ray_vlm.preprocess.encode import ROW_COLUMNS, Encoder
 from ray_vlm.preprocess.layouts import LAYOUTS, LayoutError, check_keys
 from ray_vlm.preprocess.processor import load_processor
-from ray_vlm.records import ASSISTANT, USER, Record, Turn
+from ray_vlm.records import ASSISTANT, USER, Record, Turn, select_datamix
 
 ONE_IMAGE = {"paligemma", "paligemma2_224_standin"}
 """PaliGemma-style prefix/suffix: one image per record in ray_vlm (not a processor limit)."""
@@ -70,6 +72,8 @@ def test_ray_vlm_batch_is_the_processors_own(family: str, family_assets: Path, i
         ours = collate([encoder.encode(r).row(r) for r in records], encoder)
         assert differences(ours, own) == [], (family, len(records))
         assert _loss(model, ours) == pytest.approx(_loss(model, own), rel=1e-5, abs=1e-5)
+    [answer] = generate(model, encoder.processor, [([Image.open(images[0])], "What is it?")])
+    assert answer.completion_tokens >= 1  # the processor's whole output reaches generate too
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -95,3 +99,22 @@ def test_a_key_no_layout_carries_is_refused() -> None:
 
     with pytest.raises(LayoutError, match=r"FuyuProcessor returns image_patches_indices, .*"):
         check_keys(LAYOUTS["tiles"], FuyuProcessor(), ["input_ids", "image_patches_indices"])
+
+
+def test_a_dropped_input_stops_the_run_before_ray_starts(family_assets: Path, monkeypatch) -> None:
+    """What ``train`` and ``check-data`` run first: a batch that lost ``image_grid_thw`` (as the
+    old collate lost it) is refused, naming the model type and the key."""
+    cfg = load_config(
+        FinetuneConfig,
+        [f"checkpoint.init_ckpt_path={family_assets / 'models/qwen2_5_vl'}",
+         f"data.datasets_yaml={family_assets / 'datasets.yaml'}", "data.datamix=demo_captions:1"],
+    )  # fmt: skip
+    specs = [spec for _, spec in select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)]
+    contract.check_model_inputs(cfg, specs)  # the real collate: nothing differs
+
+    def lossy(examples, encoder):
+        return {k: v for k, v in collate(examples, encoder).items() if k != "image_grid_thw"}
+
+    monkeypatch.setattr(contract, "collate", lossy)
+    with pytest.raises(LayoutError, match=r"model type 'qwen2_5_vl': .*image_grid_thw \(dropped\)"):
+        contract.check_model_inputs(cfg, specs)
