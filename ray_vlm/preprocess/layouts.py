@@ -25,7 +25,7 @@ A processor class not listed gets ``tiles`` (LLaVA's layout) when its output fit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,6 @@ class Layout:
     chw_pixels: bool = True
     """``pixel_values`` ends in ``[C, H, W]``, so it may travel as uint8 (``pixels.py``); Qwen's
     flattened patches do not."""
-    notes: str = field(default="", compare=False)
 
     @property
     def return_tensors(self) -> str | None:
@@ -87,17 +86,14 @@ LAYOUTS: dict[str, Layout] = {
     for layout in (
         Layout("tiles", {"pixel_values": IMAGE, "token_type_ids": TOKEN}),
         Layout("tile_stacks", {"pixel_values": IMAGE}, tile_stacks=True),
+        # Qwen-VL: its M-RoPE positions come from these, image_grid_thw and the attention mask.
         Layout(
             "patches",
             {"pixel_values": IMAGE, "image_grid_thw": IMAGE, "mm_token_type_ids": TOKEN},
             chw_pixels=False,
-            notes="Qwen-VL: M-RoPE positions come from image_grid_thw and the attention mask",
         ),
-        Layout(
-            "anyres",
-            {"pixel_values": IMAGE, "image_sizes": IMAGE, "batch_num_images": SAMPLE},
-            notes="the model unpads each image's patches by its image_sizes",
-        ),
+        # The model unpads each image's patches by its image_sizes.
+        Layout("anyres", {"pixel_values": IMAGE, "image_sizes": IMAGE, "batch_num_images": SAMPLE}),
         Layout("image_splits", {"pixel_values": SAMPLE, "pixel_attention_mask": SAMPLE}),
         Layout(
             "cross_attention_tiles",

@@ -28,6 +28,7 @@ from ray_vlm.preprocess.encode import ROW_COLUMNS, Encoder
 from ray_vlm.preprocess.layouts import LAYOUTS, LayoutError, check_keys
 from ray_vlm.preprocess.processor import load_processor
 from ray_vlm.records import ASSISTANT, USER, Record, Turn, select_datamix
+from ray_vlm.train.loss import summed_token_loss
 
 ONE_IMAGE = {"paligemma", "paligemma2_224_standin"}
 """PaliGemma-style prefix/suffix: one image per record in ray_vlm (not a processor limit)."""
@@ -56,6 +57,13 @@ def _loss(model, batch: dict[str, torch.Tensor]) -> float:
         return model(**batch).loss.item()
 
 
+def _summed(model, batch: dict[str, torch.Tensor]) -> float:
+    """The summed answer-token loss, as training computes it."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        return summed_token_loss(model(**inputs).logits, batch["labels"]).item()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ray_vlm_batch_is_the_processors_own(family: str, family_assets: Path, images) -> None:
     path = str(family_assets / "models" / family)
@@ -69,9 +77,14 @@ def test_ray_vlm_batch_is_the_processors_own(family: str, family_assets: Path, i
         cases.append([_record(3, images, "Which one is taller?", "the second one")])
     for records in cases:
         own = own_batch(encoder, records)
-        ours = collate([encoder.encode(r).row(r) for r in records], encoder)
+        rows = [encoder.encode(r).row(r) for r in records]
+        ours = collate(rows, encoder)
         assert differences(ours, own) == [], (family, len(records))
         assert _loss(model, ours) == pytest.approx(_loss(model, own), rel=1e-5, abs=1e-5)
+        # Right-padding a record beside a longer one leaves its tokens' loss as it was alone
+        # (positions, M-RoPE included, and padded image rows change nothing real).
+        alone = sum(_summed(model, collate([row], encoder)) for row in rows)
+        assert _summed(model, ours) == pytest.approx(alone, rel=1e-4)
     [answer] = generate(model, encoder.processor, [([Image.open(images[0])], "What is it?")])
     assert answer.completion_tokens >= 1  # the processor's whole output reaches generate too
 
