@@ -92,8 +92,7 @@ def encoded_batches(model_dir: Path, assets: Path, count: int) -> list[dict[str,
     spec = resolve_spec("demo_captions", load_registry(assets / "datasets.yaml")["demo_captions"])
     examples = []
     for record in read_records(spec):
-        ex = encoder.encode(record)
-        examples.append({**vars(ex), "num_tokens": len(ex.input_ids)})
+        examples.append(encoder.encode(record).row(record))
     batches = list(length_grouped(examples, BATCH, 1))
     batches = [b for b in batches if len(b) == BATCH]
     picked = [batches[i % len(batches)] for i in range(count)]

@@ -98,9 +98,8 @@ def collate(examples: list[Example], encoder: Encoder) -> dict[str, torch.Tensor
         "labels": _joined([np.asarray(e["labels"]) for e in examples], True, IGNORE),
         "attention_mask": _joined([np.ones(len(r), dtype=np.int64) for r in ids], True, 0),
     }
-    for key, kind in layout.keys.items():
-        if key not in examples[0]:
-            continue
+    for key in encoder.input_keys:  # every example carries them all (``Encoder.encode``)
+        kind = layout.keys[key]
         arrays = [np.asarray(e[key]) for e in examples]
         if key == "pixel_values":
             arrays = [encoder.pixels(a) for a in arrays]

@@ -19,8 +19,5 @@ def demo_batch(assets: Path, arch: str, n: int = 4, offset: int = 0) -> dict[str
     name = "demo_captions"
     spec = resolve_spec(name, load_registry(assets / "datasets.yaml")[name])
     encoder = Encoder(processor, max_seq_len=512)
-    examples = [
-        {**vars(ex), "num_tokens": len(ex.input_ids)}
-        for ex in map(encoder.encode, islice(read_records(spec), offset, offset + n))
-    ]
-    return collate(examples, encoder)
+    records = islice(read_records(spec), offset, offset + n)
+    return collate([encoder.encode(r).row(r) for r in records], encoder)

@@ -11,11 +11,15 @@ from ray_vlm.preprocess.layouts import LAYOUTS
 from ray_vlm.preprocess.pixels import PixelNormalizer
 
 
-def _encoder(layout: str, pad_id: int = 0) -> SimpleNamespace:
-    """What ``collate`` reads of an ``Encoder``: its layout, pad id and pixel transport."""
-    tokenizer = SimpleNamespace(pad_token_id=pad_id)
+def _encoder(layout: str, *input_keys: str) -> SimpleNamespace:
+    """What ``collate`` reads of an ``Encoder``: its layout, input keys, pad id (0) and pixel
+    transport (float32)."""
+    tokenizer = SimpleNamespace(pad_token_id=0)
     return SimpleNamespace(
-        layout=LAYOUTS[layout], tokenizer=tokenizer, pixels=PixelNormalizer(False)
+        layout=LAYOUTS[layout],
+        input_keys=input_keys or ("pixel_values",),
+        tokenizer=tokenizer,
+        pixels=PixelNormalizer(False),
     )
 
 
@@ -41,7 +45,10 @@ def test_length_grouping_cuts_padding_and_keeps_every_example() -> None:
 
 
 def test_collate_pads_right_and_concatenates_images() -> None:
-    batch = collate([_example(3, 1), _example(5, 0), _example(2, 2)], _encoder("tiles"))
+    batch = collate(
+        [_example(3, 1), _example(5, 0), _example(2, 2)],
+        _encoder("tiles", "pixel_values", "token_type_ids"),
+    )
     assert (
         batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (3, 5)
     )
@@ -67,7 +74,7 @@ def test_per_sample_inputs_stack_with_their_image_axis_zero_padded() -> None:
     examples = [_example(3, 2), _example(4, 1), _example(2, 0)]
     for e in examples:
         e["pixel_attention_mask"] = np.ones((e["num_images"], 4, 4), dtype=bool)
-    batch = collate(examples, _encoder("image_splits"))
+    batch = collate(examples, _encoder("image_splits", "pixel_values", "pixel_attention_mask"))
     assert batch["pixel_values"].shape == (3, 2, 3, 4, 4)
     assert batch["pixel_values"].sum((2, 3, 4)).tolist() == [[48, 48], [48, 0], [0, 0]]
     assert batch["pixel_attention_mask"].dtype == torch.bool
@@ -81,7 +88,7 @@ def test_image_rows_concatenate_with_inner_axes_padded() -> None:
     examples[1]["pixel_values"] = np.ones((1, 5, 3, 4, 4), np.float32)
     for e, size in zip(examples, ([32, 48], [64, 64]), strict=True):
         e["image_sizes"] = np.array([size])
-    batch = collate(examples, _encoder("anyres"))
+    batch = collate(examples, _encoder("anyres", "pixel_values", "image_sizes"))
     assert batch["pixel_values"].shape == (2, 5, 3, 4, 4)
     assert batch["pixel_values"].sum((2, 3, 4)).tolist() == [[48] * 3 + [0] * 2, [48] * 5]
     assert batch["image_sizes"].tolist() == [[32, 48], [64, 64]]
