@@ -16,6 +16,7 @@ the model type and the keys) otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 import numpy as np
 import torch
@@ -32,6 +33,8 @@ from ray_vlm.records import DatasetSpec, Record, load_image, read_records
 Batch = dict[str, torch.Tensor]
 CHECKED = 2
 """Records compared: two, so that padding and the joining of image rows are exercised."""
+SCANNED = 64
+"""Records read from each source at most to find them (text-only ones are passed over)."""
 
 
 def own_batch(encoder: Encoder, records: Sequence[Record]) -> Batch:
@@ -80,11 +83,11 @@ def differences(ours: Batch, own: Batch) -> list[str]:
 
 
 def _first_encodable(encoder: Encoder, specs: Iterable[DatasetSpec]) -> list[Record]:
-    """The first ``CHECKED`` records with images that encode whole (a record rejected or cut is
-    check-data's to report)."""
+    """The first ``CHECKED`` records with images that encode whole among the first ``SCANNED`` of
+    each source (a record rejected or cut is check-data's to report)."""
     found: list[Record] = []
     for spec in specs:
-        for record in read_records(spec):
+        for record in islice(read_records(spec), SCANNED):
             if not isinstance(record, Record) or not record.images:
                 continue
             try:

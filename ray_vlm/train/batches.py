@@ -8,8 +8,9 @@ window's number, pads them with ``preprocess.batching.collate``. After a resume 
 is the one the checkpoint stood in: rebuilt from the same rows, its batches already trained
 (``start.done``) are skipped. ``position`` is where the rank stands after the last batch handed
 out (what a checkpoint saves). ``next()`` returns a ``MicroBatch``: the model's keyword arguments
-(``batching.collate``'s CPU tensors: every input the processor made), the real examples' count, tokens, answer tokens and record ids. A rank whose rows run out
-raises ``DataExhaustedError`` (the plan holds a margin for rejected records; see ``data_plan``).
+(``batching.collate``'s CPU tensors: every input the processor made), the real examples' count,
+tokens, answer tokens and record ids. A rank whose rows run out raises ``DataExhaustedError``
+(the plan holds a margin for rejected records; see ``data_plan``).
 
 ZeRO-3 trap: a rank whose micro-batch holds no image would skip the vision tower, while ranks with
 images gather its parameters; the collectives would no longer match and every rank would hang.
