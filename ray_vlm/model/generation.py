@@ -46,7 +46,7 @@ def end_tokens(model: PreTrainedModel, tokenizer: Any) -> list[int]:
     ends = model.generation_config.eos_token_id
     if ends is None:
         ends = tokenizer.eos_token_id
-    return [int(e) for e in (ends if isinstance(ends, list | tuple) else [ends])]
+    return [int(e) for e in (ends if isinstance(ends, list | tuple) else [ends]) if e is not None]
 
 
 def _turns(prompt: Prompt) -> list[Turn]:
@@ -100,7 +100,7 @@ def generate_encoded(
         **inputs,
         max_new_tokens=params.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=ends,
+        eos_token_id=ends or None,
         **sampling,
     )
     prompt_len = inputs["input_ids"].shape[1]

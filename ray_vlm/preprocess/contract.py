@@ -75,6 +75,9 @@ def differences(ours: Batch, own: Batch) -> list[str]:
             shapes = f"{tuple(mine.shape)}, the processor's {tuple(theirs.shape)}"
             found.append(f"{key} (shape {shapes})")
             continue
+        if mine.dtype != theirs.dtype:
+            found.append(f"{key} (dtype {mine.dtype}, the processor's {theirs.dtype})")
+            continue
         if theirs.dim() >= 2 and theirs.shape[:2] == real.shape:
             mine, theirs = mine[real], theirs[real]
         if not np.allclose(mine.double().numpy(), theirs.double().numpy(), atol=1e-5):
@@ -87,17 +90,20 @@ def _first_encodable(encoder: Encoder, specs: Iterable[DatasetSpec]) -> list[Rec
     each source (a record rejected or cut is check-data's to report)."""
     found: list[Record] = []
     for spec in specs:
-        for record in islice(read_records(spec), SCANNED):
-            if not isinstance(record, Record) or not record.images:
-                continue
-            try:
-                if encoder.encode(record).truncated:
+        try:
+            for record in islice(read_records(spec), SCANNED):
+                if not isinstance(record, Record) or not record.images:
                     continue
-            except EncodeError:
-                continue
-            found.append(record)
-            if len(found) == CHECKED:
-                return found
+                try:
+                    if encoder.encode(record).truncated:
+                        continue
+                except EncodeError:
+                    continue
+                found.append(record)
+                if len(found) == CHECKED:
+                    return found
+        except (OSError, ValueError):  # a source that cannot be read: check-data's to report
+            continue
     return found
 
 
@@ -115,10 +121,17 @@ def check_model_inputs(cfg: FinetuneConfig, specs: Iterable[DatasetSpec]) -> Non
     if not records:
         return
     try:
-        own = own_batch(encoder, records)
-    except ValueError:  # it cannot batch these itself (Perception LM: tile counts differ)
-        records = records[:1]
-        own = own_batch(encoder, records)
+        try:
+            own = own_batch(encoder, records)
+        except ValueError:  # it cannot batch these itself (Perception LM: tile counts differ)
+            records = records[:1]
+            own = own_batch(encoder, records)
+    except Exception as err:  # the processor's own, of any type: one line
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        raise LayoutError(
+            f"model type {model_type!r}: {type(processor).__name__} cannot batch "
+            f"{records[0].source} by itself: {reason}"
+        ) from None
     ours = collate([encoder.encode(r).row(r) for r in records], encoder)
     found = differences(ours, own)
     if found:

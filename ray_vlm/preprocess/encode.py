@@ -36,7 +36,14 @@ import numpy as np
 from PIL import Image
 from transformers import ProcessorMixin
 
-from ray_vlm.preprocess.layouts import TOKEN, LayoutError, check_keys, layout_for, layout_listed
+from ray_vlm.preprocess.layouts import (
+    TEXT_KEYS,
+    TOKEN,
+    LayoutError,
+    check_keys,
+    layout_for,
+    layout_listed,
+)
 from ray_vlm.preprocess.pixels import PixelNormalizer
 from ray_vlm.preprocess.processor import image_token_settings
 from ray_vlm.preprocess.prompt import chat_messages, prompt_style
@@ -81,6 +88,10 @@ class Example:
         }
 
 
+def _one_line(err: Exception) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
 def _find(haystack: np.ndarray, needle: np.ndarray, start: int) -> int:
     """First index ``>= start`` where ``needle`` occurs in ``haystack``, or -1."""
     for pos in np.flatnonzero(haystack[start:] == needle[0]) + start:
@@ -123,10 +134,9 @@ class Encoder:
         except LayoutError:
             raise
         except Exception as err:  # the processor's own failure, of any type: one line, no traceback
-            reason = " ".join(f"{type(err).__name__}: {err}".split())
             raise LayoutError(
                 f"{type(processor).__name__} fails on a probe record (one 48x40 image, one question "
-                f"and answer), so ray_vlm cannot encode records with it: {reason}"
+                f"and answer), so ray_vlm cannot encode records with it: {_one_line(err)}"
             ) from err
         check_keys(self.layout, processor, list(raw))
         self._empty = {
@@ -148,8 +158,19 @@ class Encoder:
             raise EncodeError("image", str(err)) from None
         if self.style == "prefix_suffix" and not images:
             raise EncodeError("invalid", "PaliGemma-style models need an image in every record")
-        ids, labels, raw = self._processed(record.turns, images)
-        inputs = self._arrays(raw, len(ids))
+        try:
+            ids, labels, raw = self._processed(record.turns, images)
+            inputs = self._arrays(raw, len(ids))
+        except EncodeError:
+            raise
+        except (
+            Exception
+        ) as err:  # the processor's own, of any type: a reported record, no traceback
+            raise EncodeError("invalid", f"the processor fails on it: {_one_line(err)}") from None
+        unplaced = set(raw) - set(TEXT_KEYS) - set(self._empty)
+        if unplaced:
+            raise EncodeError("invalid", f"the processor returned {', '.join(sorted(unplaced))} "
+                              "for it, which its probe record did not have")  # fmt: skip
         for key, empty in self._empty.items():
             if key not in inputs and self.layout.keys[key] == TOKEN:
                 inputs[key] = np.zeros((len(ids), *empty.shape[1:]), empty.dtype)

@@ -52,8 +52,8 @@ class Layout:
     ``[tiles, C, H, W]`` and the batch is ``[tiles, 1, C, H, W]`` (the model flattens images and
     tiles into one axis, and stacks of different counts cannot share a tiles axis)."""
     chw_pixels: bool = True
-    """``pixel_values`` ends in ``[C, H, W]``, so it may travel as uint8 (``pixels.py``); Qwen's
-    flattened patches do not."""
+    """``pixel_values`` ends in ``[C, H, W]`` and holds no padding of the processor's, so it may
+    travel as uint8 (``pixels.py``); Qwen's flattened patches and anyres patches do not."""
 
     @property
     def return_tensors(self) -> str | None:
@@ -92,8 +92,14 @@ LAYOUTS: dict[str, Layout] = {
             {"pixel_values": IMAGE, "image_grid_thw": IMAGE, "mm_token_type_ids": TOKEN},
             chw_pixels=False,
         ),
-        # The model unpads each image's patches by its image_sizes.
-        Layout("anyres", {"pixel_values": IMAGE, "image_sizes": IMAGE, "batch_num_images": SAMPLE}),
+        # The model unpads each image's patches by its image_sizes. Float pixels: the processor
+        # zero-pads the patches of a record's images to one count, which deferred normalising
+        # would not keep zero.
+        Layout(
+            "anyres",
+            {"pixel_values": IMAGE, "image_sizes": IMAGE, "batch_num_images": SAMPLE},
+            chw_pixels=False,
+        ),
         Layout("image_splits", {"pixel_values": SAMPLE, "pixel_attention_mask": SAMPLE}),
         Layout(
             "cross_attention_tiles",

@@ -9,10 +9,10 @@ deferred output reproduces the processor's own; when it cannot (an image process
 ``do_rescale``/``do_normalize`` switches, or one that does more after them) ``deferred`` is False
 and pixels travel as the float32 the processor made.
 
-Only ``pixel_values`` ending in ``[C, H, W]`` (images, tiles, anyres patches: any layout but
-Qwen-VL's flattened patches, ``layouts.Layout.chw_pixels``) can be deferred; the check also fails,
-and pixels stay float32, where the processor pads with zero tiles (Mllama), which normalising would
-not keep zero.
+Only ``pixel_values`` ending in ``[C, H, W]`` without padding of the processor's (images, tiles:
+``layouts.Layout.chw_pixels``; not Qwen-VL's flattened patches nor anyres patches) can be deferred;
+the check also fails, and pixels stay float32, where the processor pads with zero tiles (Mllama),
+which normalising would not keep zero.
 """
 
 from __future__ import annotations
