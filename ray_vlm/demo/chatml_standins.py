@@ -76,6 +76,20 @@ def _mrope(section: list[int], theta: float, **extra) -> dict:
     return {"rope_type": "default", "rope_theta": theta, "mrope_section": section, **extra}
 
 
+def _qwen_vision(patch_size: int, **extra) -> dict:
+    """A Qwen2.5-VL / Qwen3-VL vision tower at stand-in size (2 layers, width 64, 4 heads) that
+    projects to the language model's width; ``extra``: the family's own settings."""
+    return {
+        "depth": 2,
+        "hidden_size": VISION["hidden_size"],
+        "intermediate_size": VISION["intermediate_size"],
+        "num_heads": 4,
+        "out_hidden_size": TEXT["hidden_size"],
+        "patch_size": patch_size,
+        **extra,
+    }
+
+
 def build_qwen2_vl(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
     """``Qwen/Qwen2-VL-2B-Instruct``'s shapes: min_pixels 3136, max_pixels 12845056, 14-px patches,
     temporal patch 2, 2x2 merge (a 384x384 image: 392x392, 28x28 patches, 196 tokens);
@@ -115,16 +129,7 @@ def build_qwen2_5_vl(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
         tokenizer=tokenizer,
         chat_template=chatml_template(QWEN_IMAGE, QWEN_SYSTEM),
     )
-    vision = {
-        "depth": 2,
-        "hidden_size": VISION["hidden_size"],
-        "intermediate_size": VISION["intermediate_size"],
-        "num_heads": 4,
-        "out_hidden_size": TEXT["hidden_size"],
-        "patch_size": 14,
-        "window_size": 112,
-        "fullatt_block_indexes": [1],
-    }
+    vision = _qwen_vision(14, window_size=112, fullatt_block_indexes=[1])
     config = Qwen2_5_VLConfig(
         vision_config=vision,
         text_config=_text_config(
@@ -151,16 +156,7 @@ def build_qwen3_vl(out: Path, corpus: Iterable[str], seed: int = 0) -> Path:
         tokenizer=tokenizer,
         chat_template=chatml_template(QWEN_IMAGE),
     )
-    vision = {
-        "depth": 2,
-        "hidden_size": VISION["hidden_size"],
-        "intermediate_size": VISION["intermediate_size"],
-        "num_heads": 4,
-        "out_hidden_size": TEXT["hidden_size"],
-        "patch_size": 16,
-        "num_position_embeddings": 2304,
-        "deepstack_visual_indexes": [0],
-    }
+    vision = _qwen_vision(16, num_position_embeddings=2304, deepstack_visual_indexes=[0])
     config = Qwen3VLConfig(
         vision_config=vision,
         text_config=_text_config(
