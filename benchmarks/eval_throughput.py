@@ -32,7 +32,8 @@ Measured, same model, records and CPU budget (the model runs on one torch thread
 Predictions must be identical (same text for every record). ``--runs R`` repeats the measurement
 and reports the median of each ratio. Targets: ``ratio_steady_small >= 0.5``,
 ``ratio_steady_large >= 0.8``, ``ratio_end_to_end_large >= 0.6``. Prints one JSON line at the end.
-``--smoke``: the same code at toy size (the test split read once; 40 large-model records, 56 px).
+``--smoke``: the same code at toy size (the test split read once; 40 large-model records, 56 px,
+one layer per tower).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from ray_vlm.preprocess.ray_runtime import ensure_ray  # noqa: E402
 from ray_vlm.records import Record, load_image, load_registry, read_records, resolve_spec  # noqa: E402, E501
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import big_llava  # noqa: E402
+from train_throughput import SMOKE_DEPTH, big_llava  # noqa: E402
 
 BATCH = 32
 MAX_NEW_TOKENS = 3
@@ -150,7 +151,12 @@ def main() -> None:
         tmp = Path(tmp_dir)
         assets = make_demo_assets(tmp / "assets", models=("llava",))
         registry = split_registry(assets, tmp, args.large_records, args.small_repeat)
-        large, params = big_llava(assets / "models/llava", tmp / "big_llava", args.large_image_size)
+        large, params = big_llava(
+            assets / "models/llava",
+            tmp / "big_llava",
+            args.large_image_size,
+            SMOKE_DEPTH if args.smoke else None,
+        )
         print(f"large model: {params / 1e6:.1f}M parameters", flush=True)
         ensure_ray(2)
         runs = []

@@ -10,6 +10,7 @@ checks (``tests/gpu``, ``make test-gpu``) on machines without Ray, and for one-n
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from dataclasses import replace
@@ -71,13 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     _init_process_group()
     try:
         run(load_config(FinetuneConfig, sys.argv[1:] if argv is None else argv))
+        dist.barrier()  # every rank done with the run's collectives before any tears down
     except UserError as err:
         print(f"ray_vlm.train.local_run: {err}", file=sys.stderr, flush=True)
         return 2
     finally:
+        gc.collect()  # the run's engine and its pending gloo work go while the groups still exist
         dist.destroy_process_group()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not through interpreter finalization: gloo objects DeepSpeed's module state still holds
+    # would be destroyed there, and a rank once aborted so ("terminate called without an active
+    # exception", SIGABRT, after its last checkpoint; pytorch/pytorch#179291 is the same abort).
+    os._exit(code)

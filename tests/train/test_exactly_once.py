@@ -1,7 +1,7 @@
 """Exactly once on Ray Train (real Ray, DeepSpeed ZeRO-3 on gloo, 2 workers, the tiny demo LLaVA).
 
-Three runs of one command, ``logging.record_ids`` on, checkpoints every 27 steps (in the middle
-of a length-grouping window): uninterrupted; with a training worker SIGKILLed after the step-27
+Three runs of one command, ``logging.record_ids`` on, checkpoints every 15 steps (in the middle
+of a length-grouping window): uninterrupted; with a training worker SIGKILLed after the step-15
 checkpoint (Ray Train restarts the group from it); with the driver SIGKILLed after that checkpoint
 and the command run again. The records each step trained on, rank by rank, are the same in all
 three: none missing, none twice, in the uninterrupted order.
@@ -30,7 +30,8 @@ from tests.train.test_train_run import _raylet_children
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
 
-STEPS = 54  # checkpoints at 27 and 54: a kill after 27 lands with 27 steps still to run
+STEPS = 30  # checkpoints at 15 and 30: a kill after 15 lands with 15 steps (~5 s) still to run
+MIDDLE = STEPS // 2  # odd: the checkpoint stands in the middle of a 2-batch window
 
 
 def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:
@@ -44,7 +45,7 @@ def _cfg(assets: Path, dump_dir: Path) -> FinetuneConfig:
             "data.datamix=demo_captions:1,demo_vqa:1",
             "data.preprocess_workers=1",
             "batch_size=4", "data.length_group_batches=2", f"steps={STEPS}",
-            "checkpoint.dump.every=27", "checkpoint.dump.keep=0",
+            f"checkpoint.dump.every={MIDDLE}", "checkpoint.dump.keep=0",
             "logging.record_ids=true", "logging.freq=1",
         ],
     )  # fmt: skip
@@ -100,7 +101,7 @@ def test_a_killed_worker_costs_no_record_and_repeats_none(
         while not workers:  # this run's, found before the checkpoint: looking is slow
             time.sleep(0.2)
             workers = [p for p in _raylet_children() if _is_new_worker(p, started)]
-        _wait_for_checkpoint(tmp_path / "run", 27)
+        _wait_for_checkpoint(tmp_path / "run", MIDDLE)
         os.kill(workers[0].pid, signal.SIGKILL)
         killed.append(workers[0].pid)
 
@@ -131,7 +132,7 @@ def test_a_killed_driver_then_the_same_command_costs_no_record_and_repeats_none(
     }
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=log, stderr=log)
-        _wait_for_checkpoint(tmp_path / "run", 27, alive=lambda: driver.poll() is None)
+        _wait_for_checkpoint(tmp_path / "run", MIDDLE, alive=lambda: driver.poll() is None)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     train(cfg)
