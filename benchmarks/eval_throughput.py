@@ -62,7 +62,7 @@ from ray_vlm.preprocess.ray_runtime import ensure_ray  # noqa: E402
 from ray_vlm.records import Record, load_image, load_registry, read_records, resolve_spec  # noqa: E402, E501
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import SMOKE_DEPTH, big_llava  # noqa: E402
+from train_throughput import big_llava  # noqa: E402
 
 BATCH = 32
 MAX_NEW_TOKENS = 3
@@ -155,7 +155,7 @@ def main() -> None:
             assets / "models/llava",
             tmp / "big_llava",
             args.large_image_size,
-            SMOKE_DEPTH if args.smoke else None,
+            args.smoke,
         )
         print(f"large model: {params / 1e6:.1f}M parameters", flush=True)
         ensure_ray(2)

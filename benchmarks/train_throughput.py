@@ -28,7 +28,8 @@ figure from the timed run), read from each rank's ZeRO shard files. ``--zero-sta
 throughput comparison with ZeRO off (to separate the cost of ZeRO-3 from that of Ray Train +
 DeepSpeed).
 Targets: ``ratio >= 0.8``, ``zero3_rank_bytes_ratio <= 0.55``.
-Prints one JSON line at the end. ``--smoke``: the same runs at toy size (5 steps, 56 px, one layer per tower).
+Prints one JSON line at the end. ``--smoke``: the same runs at toy size (5 steps, 56 px, one layer
+per tower).
 """
 
 from __future__ import annotations
@@ -65,19 +66,18 @@ TEXT = {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8,
         "num_attention_heads": 8, "num_key_value_heads": 8}  # fmt: skip
 VISION = {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
           "num_attention_heads": 4, "patch_size": 14}  # fmt: skip
-SMOKE_DEPTH = {"num_hidden_layers": 1}
-"""``--smoke``: one layer in each tower (~8M parameters): the same runs, less to load and save."""
 
 
 def big_llava(
-    demo_llava: Path, out: Path, image_size: int, depth: dict | None = None
+    demo_llava: Path, out: Path, image_size: int, smoke: bool = False
 ) -> tuple[Path, int]:
     """The demo LLaVA's tokenizer with a ~31M-parameter random-init model seeing ``image_size``-px
-    images in 14-px patches (``depth`` overrides both towers' settings); returns (dir, params)."""
+    images in 14-px patches (``smoke``: one layer per tower, ~5M); returns (dir, params)."""
+    depth = {"num_hidden_layers": 1} if smoke else {}
     config = AutoConfig.from_pretrained(demo_llava)
-    config.text_config.update({**TEXT, **(depth or {})})
+    config.text_config.update({**TEXT, **depth})
     config.text_config.head_dim = TEXT["hidden_size"] // TEXT["num_attention_heads"]
-    config.vision_config.update({**VISION, "image_size": image_size, **(depth or {})})
+    config.vision_config.update({**VISION, "image_size": image_size, **depth})
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_config(config)
     model.save_pretrained(out)
@@ -205,7 +205,7 @@ def main() -> None:
             assets / "models/llava",
             tmp / "big_llava",
             args.image_size,
-            SMOKE_DEPTH if args.smoke else None,
+            args.smoke,
         )
         cfg = run_cfg(tmp, assets, model_dir, "one", f"steps={args.steps}",
                       "distributed.num_workers=1", f"distributed.cpus_per_worker={CPUS}",
