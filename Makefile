@@ -9,7 +9,7 @@ LOCAL_TORCH ?= torch==2.14.1 torchvision==0.29.1
 # build commands differently, so every process that saw the other one rebuilt them (~30-50 s each).
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test test-fast test-gpu bench format install browser clean
+.PHONY: demo test test-fast test-families test-gpu bench format install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q --durations=25
+
+# Every family stand-in end to end on Ray (CI runs two: IN_CI in tests/demo/test_family_runs.py).
+test-families: $(STAMP)
+	RAY_VLM_ALL_FAMILIES=1 $(PY) -m pytest -q tests/demo/test_family_runs.py tests/demo/test_families_table.py
 
 # Skips the slow end-to-end tests (CI runs them all through `make test`).
 test-fast: $(STAMP)

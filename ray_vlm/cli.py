@@ -59,8 +59,10 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(FinetuneConfig, args.overrides, path=args.config)
     check_finetune(cfg)
     from ray_vlm.export.finetune import train_and_export
+    from ray_vlm.preprocess.bad_records import left_out_lines
 
     out = train_and_export(cfg)
+    print("\n".join(left_out_lines(out.result.left_out)))
     print(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
     print(f"Hugging Face model: {out.hf_dir}")
     return 0

@@ -26,6 +26,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -184,9 +185,23 @@ class Location:
             self.fs.create_dir(self.path, recursive=True)
 
     def write_bytes(self, data: bytes) -> None:
+        """Write the whole file at once, so that neither a reader nor a crash mid-write ever
+        leaves it half written: locally a temporary file beside it, renamed over it; in a bucket
+        one put (an object appears only whole)."""
         self.parent.mkdir()
-        with self.fs.open_output_stream(self.path) as f:
-            f.write(data)
+        if not self.is_local:
+            with self.fs.open_output_stream(self.path) as f:
+                f.write(data)
+            return
+        tmp = os.path.join(self.parent.path, f".{self.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            with open(tmp, "xb") as f:  # the umask's permissions, as a plain write would have
+                f.write(data)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode("utf-8"))
@@ -226,15 +241,18 @@ class Location:
             )
         return dest
 
-    def upload(self, source: Path) -> Location:
-        """Copy the local folder ``source`` to this location (files of the same name replaced)."""
+    def upload(self, source: Path, last: str | None = None) -> Location:
+        """Copy the local folder ``source`` to this location (files of the same name replaced);
+        its entry ``last`` (a completion marker) only once everything else is there."""
         self.mkdir()
-        pafs.copy_files(
-            str(source),
-            self.path,
-            source_filesystem=pafs.LocalFileSystem(),
-            destination_filesystem=self.fs,
-        )
+        entries = [source] if last is None else [e for e in source.iterdir() if e.name != last]
+        for entry in [*entries, *([source / last] if last else [])]:
+            pafs.copy_files(
+                str(entry),
+                self.path if entry == source else (self / entry.name).path,
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=self.fs,
+            )
         return self
 
     # ------------------------------------------------------------ local cache

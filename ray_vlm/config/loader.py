@@ -57,7 +57,9 @@ def split_overrides(args: list[str]) -> tuple[str | None, list[str]]:
 
 def load_config(cls: type[T], args: list[str] | None = None, path: str | None = None) -> T:
     """Build ``cls`` from its defaults, then the YAML at ``path`` (or ``config=`` in ``args``),
-    then each ``key=value`` in ``args``. Raises ``ConfigError`` on unknown keys or bad types."""
+    then each ``key=value`` in ``args``. Raises ``ConfigError`` on unknown keys or bad types.
+    A config with ``resolve_paths`` (``FinetuneConfig``) has its relative paths found and made
+    absolute (``config.paths``: the working directory, beside the YAML, the ray_vlm checkout)."""
     file_path, overrides = split_overrides(args or [])
     path = file_path or path
     cfg = OmegaConf.structured(cls)
@@ -76,9 +78,11 @@ def load_config(cls: type[T], args: list[str] | None = None, path: str | None = 
             raise ConfigError(f"command line: {_describe(err)}") from None
         cfg = _merge(cfg, dotlist, origin="command line")
     try:
-        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+        obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
         raise ConfigError(_describe(err)) from None
+    resolve = getattr(obj, "resolve_paths", None)  # relative paths: ``config.paths``' rule
+    return resolve(path) if resolve else obj  # type: ignore[return-value]
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any], origin: str) -> T:

@@ -6,10 +6,11 @@ Each field's docstring is its documentation. Load with ``ray_vlm.config.load_con
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ray_vlm.config.loader import ConfigError
+from ray_vlm.config.paths import resolve_optional, resolve_required, search_bases
 
 BAD_RECORD_POLICIES = ("skip", "fail")
 
@@ -30,8 +31,14 @@ class DataConfig:
     """``skip``: count and report invalid records, go on; ``fail``: stop at the first one."""
     max_seq_len: int = 512
     """Longest example in tokens. Longer ones lose text from the end, never image tokens."""
+    max_image_pixels: int = 89_478_485
+    """Largest image (width x height) a record may have; a larger one is a bad record (``image``),
+    found before it is decoded. The default is Pillow's decompression-bomb warning bound."""
     preprocess_workers: int = 2
-    """Ray Data actors running the processor (each holds one copy, uses one CPU)."""
+    """Ray Data actors running the processor (each holds one copy, uses one CPU), shared out over
+    the training workers (at least one each). 0: each training worker reads and encodes its own
+    records in its own process, no actors (small models and CPU runs, where an actor's start-up,
+    ~7 CPU-seconds of imports, costs more than the records; ``check-data`` still uses one)."""
     preprocess_batch_size: int = 16
     """Records per preprocessing call."""
     group_by_length: bool = True
@@ -41,6 +48,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_choice("data.bad_records", self.bad_records, BAD_RECORD_POLICIES)
+        if self.preprocess_workers < 0:
+            raise ConfigError("key 'data.preprocess_workers': must be >= 0")
 
 
 TRAINABLE_MODES = ("full", "freeze_vision", "attention_only", "regex", "lora")
@@ -246,3 +255,25 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_acc_steps < 1:
             raise ConfigError("keys 'steps', 'batch_size', 'grad_acc_steps': must be >= 1")
+
+    def resolve_paths(self, config_file: str | None = None) -> FinetuneConfig:
+        """This config with its relative paths found by ``config.paths``' rule (the working
+        directory, beside ``config_file``, the ray_vlm checkout) and made absolute: the DeepSpeed
+        JSON and the registry must exist (``ConfigError`` naming the key); the initial model may be
+        a hub id. ``load_config`` applies it; so does the start of a run, for configs built in code."""
+        bases = search_bases(config_file)
+        data, dist, ckpt = self.data, self.distributed, self.checkpoint
+        return replace(
+            self,
+            data=replace(
+                data,
+                datasets_yaml=resolve_required(data.datasets_yaml, "data.datasets_yaml", bases),
+            ),
+            distributed=replace(
+                dist,
+                deepspeed_config=resolve_required(
+                    dist.deepspeed_config, "distributed.deepspeed_config", bases
+                ),
+            ),
+            checkpoint=replace(ckpt, init_ckpt_path=resolve_optional(ckpt.init_ckpt_path, bases)),
+        )

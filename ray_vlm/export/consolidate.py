@@ -26,7 +26,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 from ray_vlm.config import CONFIG_FILE, FinetuneConfig, load_config
 from ray_vlm.config.schema import DistributedConfig, ExportConfig
-from ray_vlm.export.layout import CONSOLIDATED_DIR, ExportError, is_step_dir
+from ray_vlm.export.layout import CONSOLIDATED_DIR, EXPORT_COMPLETE, ExportError, is_step_dir
 from ray_vlm.export.publish import publish, staging
 from ray_vlm.export.safetensors_out import write_sharded
 from ray_vlm.export.weight_plan import ExportPlan, export_plan
@@ -129,5 +129,6 @@ def consolidate(
         config.dtype = dtype
         config.architectures = [plan.architecture]
         config.save_pretrained(tmp)
-        publish(tmp, out, replace, complete="config.json")
+        (tmp / EXPORT_COMPLETE).write_text(f"{step_dir}\n")
+        publish(tmp, out, replace, complete=EXPORT_COMPLETE)
     return out

@@ -5,7 +5,7 @@ A *step dir* ``<dump_dir>/checkpoints/<step, 10 digits>/`` (local or in a bucket
 (``run_state.read_state``) along with ``config.yaml`` (the resolved ``FinetuneConfig``: its
 ``model`` section says if LoRA trained), ``hf/config.json`` (the base model's config, generation
 config and processor) and DeepSpeed's ``latest`` + ``ds/`` shards. ``consolidate`` adds
-``consolidated/``, a loadable Hugging Face directory.
+``consolidated/``, a loadable Hugging Face directory, complete once ``EXPORT_COMPLETE`` is in it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from ray_vlm.storage import Location
 from ray_vlm.train.run_state import CHECKPOINTS, HF_DIR, latest_state, read_state, step_dir_name
 
 CONSOLIDATED_DIR = "consolidated"
+EXPORT_COMPLETE = "ray_vlm_export_complete"
+"""Written last into an export (``consolidate``; uploaded last to a bucket): an export without it
+is unfinished (a crash or a lost connection mid-upload) and is never loaded, only written again."""
 
 
 class ExportError(UserError):

@@ -5,7 +5,9 @@
 
 - a Hugging Face directory (has ``config.json``);
 - a complete checkpoint step dir (``layout.is_step_dir``): its ``consolidated/`` folder,
-  consolidated first if not done yet. Serve replicas may do this at the same moment: each
+  consolidated first if not done yet (or not finished: no ``layout.EXPORT_COMPLETE`` in it, as
+  an upload cut off midway leaves it; the export is written again, its marker uploaded last).
+  Serve replicas may do this at the same moment: each
   consolidates into a private folder and the first to finish publishes it; the others keep that
   one (``consolidate(..., replace=False)``), so a folder a replica is loading never changes;
 - a run's ``dump_dir`` (has ``checkpoints/``): the same, for its latest complete checkpoint;
@@ -25,7 +27,13 @@ import os
 from pathlib import Path
 
 from ray_vlm.export.consolidate import consolidate
-from ray_vlm.export.layout import CONSOLIDATED_DIR, ExportError, is_step_dir, latest_step_dir
+from ray_vlm.export.layout import (
+    CONSOLIDATED_DIR,
+    EXPORT_COMPLETE,
+    ExportError,
+    is_step_dir,
+    latest_step_dir,
+)
 from ray_vlm.preflight import check_hub_model, hub_id_shaped
 from ray_vlm.storage import Location, is_uri, reach
 from ray_vlm.train.run_state import CHECKPOINTS, state_file
@@ -56,12 +64,16 @@ def consolidate_at(
     local_step = step.local_copy(skip=(CONSOLIDATED_DIR,), version=version)
     local_out = out.local_path if out.is_local else out.cache_path(f"consolidated {version}")
     consolidate(local_step, local_out, replace=replace)
-    return out.upload(local_out) if not out.is_local else out
+    return out.upload(local_out, last=EXPORT_COMPLETE) if not out.is_local else out
 
 
 def _consolidated(step_dir: Location) -> Location:
+    """The step dir's export, written (again) unless complete (``EXPORT_COMPLETE``: an upload cut
+    off midway is never loaded)."""
     out = step_dir / CONSOLIDATED_DIR
-    return out if (out / "config.json").is_file() else consolidate_at(step_dir, out, replace=False)
+    if (out / EXPORT_COMPLETE).is_file():
+        return out
+    return consolidate_at(step_dir, out, replace=False)
 
 
 def _located(ckpt: str, key: str) -> Location | None:
@@ -71,6 +83,8 @@ def _located(ckpt: str, key: str) -> Location | None:
             raise ExportError(f"{ckpt}: no such directory (and not a hub id like org/name)")
         return None
     loc = reach(ckpt, key)
+    if loc.name == CONSOLIDATED_DIR and is_step_dir(loc.parent):
+        return _consolidated(loc.parent)
     if (loc / "config.json").is_file():
         return loc
     if is_step_dir(loc):

@@ -23,3 +23,13 @@ def raise_on_fail(items: list[dict[str, str]], policy: str) -> None:
             f"{first['source']}: {first['reason']} "
             "(data.bad_records=fail stops at the first bad record; use skip to count and go on)"
         )
+
+
+def left_out_lines(counts: dict[str, dict[str, int]]) -> list[str]:
+    """``{dataset: {kind: n}}`` (a run's ``RecordReport`` counts) as ``left out of <dataset>: <n>
+    <kind>`` lines, what a run prints at its end so that no record is dropped unsaid."""
+    return [
+        f"left out of {dataset}: {n} {kind}"
+        for dataset, kinds in sorted(counts.items())
+        for kind, n in sorted(kinds.items())
+    ]

@@ -19,14 +19,18 @@ order). ``collate(examples, encoder)`` pads on the right:
 from __future__ import annotations
 
 import random
+import tempfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ray_vlm.preprocess.encode import IGNORE, Encoder
 from ray_vlm.preprocess.layouts import IMAGE
+from ray_vlm.records import ASSISTANT, USER, Record, Turn
 
 Example = dict[str, Any]
 
@@ -107,3 +111,15 @@ def collate(examples: list[Example], encoder: Encoder) -> dict[str, torch.Tensor
         if key == "pixel_values" and layout.tile_stacks:
             out[key] = out[key][:, None]
     return {key: torch.from_numpy(value) for key, value in out.items()}
+
+
+def dummy_image_example(encoder: Encoder) -> dict[str, Any]:
+    """An encoded example with one black image and no supervised tokens: what training appends
+    to a micro-batch without images (``train.batches``: the ZeRO-3 trap). ``EncodeError``
+    (``too_long``) when one image and a one-word exchange do not fit ``max_seq_len``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "dummy.png"
+        Image.new("RGB", (32, 32)).save(image)
+        record = Record("dummy", "dummy", (str(image),), (Turn(USER, "x"), Turn(ASSISTANT, "x")))
+        ex = encoder.encode(record)
+    return {**ex.row(record), "labels": np.full_like(ex.labels, IGNORE)}

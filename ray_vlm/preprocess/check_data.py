@@ -8,7 +8,7 @@ truncated, texts that were shortened, and token-length percentiles.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import ray
@@ -61,14 +61,15 @@ def check_data(cfg: FinetuneConfig) -> DataCheck:
     check_init_model(cfg.checkpoint.init_ckpt_path)
     sources = select_datamix(cfg.data.datamix, cfg.data.datasets_yaml)
     check_model_inputs(cfg, [spec for _, spec in sources])
-    demand = data_demand(cfg.data)
+    data = replace(cfg.data, preprocess_workers=max(1, cfg.data.preprocess_workers))
+    demand = data_demand(data)
     ensure_ray(demand.cpus)
     check_fits(demand)
     check_shared(data_locations(sources))
     dataset, report = build_dataset(
         plan_each_once(sources),
         cfg.checkpoint.init_ckpt_path,
-        cfg.data,
+        data,
         cfg.model.processor_kwargs,
     )
     lengths: dict[str, list[int]] = {entry.name: [] for entry, _ in sources}

@@ -8,7 +8,8 @@ the encoder, as the processor has no notion of answers; PaliGemma's processor ma
 tensors make an equal forward for any model, so an empty list is the contract.
 
 ``check_model_inputs(cfg, sources)`` runs it before Ray starts (``train``, ``check-data``): the
-processor's layout places every key it returns (``layouts.check_keys``) and the first two records
+processor's layout places every key it returns (``layouts.check_keys``), a record with one image
+fits ``data.max_seq_len`` (training pads image-less batches with one), and the first two records
 of the datamix that have images give the processor's own batch; ``LayoutError`` (one line naming
 the model type and the keys) otherwise.
 """
@@ -23,7 +24,7 @@ import torch
 from transformers import AutoConfig
 
 from ray_vlm.config import FinetuneConfig
-from ray_vlm.preprocess.batching import collate
+from ray_vlm.preprocess.batching import collate, dummy_image_example
 from ray_vlm.preprocess.encode import IGNORE, EncodeError, Encoder
 from ray_vlm.preprocess.layouts import LayoutError
 from ray_vlm.preprocess.processor import load_processor
@@ -114,9 +115,14 @@ def check_model_inputs(cfg: FinetuneConfig, specs: Iterable[DatasetSpec]) -> Non
     model_type = AutoConfig.from_pretrained(path).model_type
     processor = load_processor(path, cfg.model.processor_kwargs)
     try:
-        encoder = Encoder(processor, cfg.data.max_seq_len)
+        encoder = Encoder(processor, cfg.data.max_seq_len, cfg.data.max_image_pixels)
+        dummy_image_example(encoder)  # what training appends to a batch without images
     except LayoutError as err:
         raise LayoutError(f"model type {model_type!r}: {err}") from None
+    except EncodeError as err:
+        raise LayoutError(
+            f"model type {model_type!r}: a record with one image does not fit: {err}"
+        ) from None
     records = _first_encodable(encoder, specs)
     if not records:
         return

@@ -1,6 +1,6 @@
 """One record -> model inputs, with the model's own processor, loss only on answer tokens.
 
-``Encoder(processor, max_seq_len).encode(record)`` returns an ``Example`` (numpy arrays):
+``Encoder(processor, max_seq_len, max_image_pixels).encode(record)`` returns an ``Example`` (numpy arrays):
 
 - ``input_ids``  int64 ``[T]``: the rendered conversation, image tokens expanded by the processor;
 - ``labels``     int64 ``[T]``: ``input_ids`` on assistant answer tokens (and the end-of-turn token
@@ -64,6 +64,9 @@ class EncodeError(ValueError):
         super().__init__(reason)
         self.kind = kind
 
+    def __reduce__(self):  # raised in a Ray task, it must unpickle where it is caught
+        return EncodeError, (self.kind, str(self))
+
 
 @dataclass
 class Example:
@@ -105,10 +108,14 @@ class Encoder:
     probe record with one image: ``LayoutError`` when the processor fails on it (its error in one
     line) or its output has a key its layout does not carry to the model. Not thread-safe."""
 
-    def __init__(self, processor: ProcessorMixin, max_seq_len: int) -> None:
+    def __init__(
+        self, processor: ProcessorMixin, max_seq_len: int, max_image_pixels: int | None = None
+    ) -> None:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.max_seq_len = max_seq_len
+        self.max_image_pixels = max_image_pixels
+        """``data.max_image_pixels``: a record with a larger image is a bad record (``image``)."""
         self.style = prompt_style(processor)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(processor.image_token)
         self.image_token_ids = np.asarray(
@@ -153,7 +160,7 @@ class Encoder:
 
     def encode(self, record: Record) -> Example:
         try:
-            images = [load_image(p) for p in record.images]
+            images = [load_image(p, self.max_image_pixels) for p in record.images]
         except ValueError as err:
             raise EncodeError("image", str(err)) from None
         if self.style == "prefix_suffix" and not images:
@@ -163,9 +170,7 @@ class Encoder:
             inputs = self._arrays(raw, len(ids))
         except EncodeError:
             raise
-        except (
-            Exception
-        ) as err:  # the processor's own, of any type: a reported record, no traceback
+        except Exception as err:  # the processor's own, of any type: a reported record
             raise EncodeError("invalid", f"the processor fails on it: {_one_line(err)}") from None
         unplaced = set(raw) - set(TEXT_KEYS) - set(self._empty)
         if unplaced:

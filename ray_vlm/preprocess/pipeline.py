@@ -31,13 +31,13 @@ class EncodeBatch:
         self,
         processor_path: str,
         processor_kwargs: dict[str, Any],
-        max_seq_len: int,
+        cfg: DataConfig,
         report,
-        policy: str,
     ) -> None:
-        self.encoder = Encoder(load_processor(processor_path, processor_kwargs), max_seq_len)
+        processor = load_processor(processor_path, processor_kwargs)
+        self.encoder = Encoder(processor, cfg.max_seq_len, cfg.max_image_pixels)
         self.report = report
-        self.policy = policy
+        self.policy = cfg.bad_records
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         rows, notes = encode_records(self.encoder, records_of_batch(batch))
@@ -68,7 +68,7 @@ def build_dataset(
     records = record_dataset(plan, report, cfg.bad_records)
     encoded = records.map_batches(
         EncodeBatch,
-        fn_constructor_args=(processor_path, kwargs, cfg.max_seq_len, report, cfg.bad_records),
+        fn_constructor_args=(processor_path, kwargs, cfg, report),
         batch_size=cfg.preprocess_batch_size,
         compute=ray.data.ActorPoolStrategy(size=cfg.preprocess_workers),
         num_cpus=ENCODE_CPUS,

@@ -80,7 +80,10 @@ class Demand:
 
 def data_demand(cfg: DataConfig, pipelines: int = 1) -> Demand:
     """``pipelines`` Ray Data pipelines of ``preprocess.pipeline.build_dataset`` sharing
-    ``data.preprocess_workers`` actors (at least one each)."""
+    ``data.preprocess_workers`` actors (at least one each; none with 0: each training worker
+    encodes its own records)."""
+    if not cfg.preprocess_workers:
+        return Demand(())
     return Demand(
         (
             Part(

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 
 from ray_vlm.records import DatamixEntry, DatasetSpec
+from ray_vlm.records.lines import csv_rows
 from ray_vlm.storage import Location
 
 CHUNK_LINES = 64
@@ -33,7 +34,8 @@ CHUNK_LINES = 64
 class Chunk:
     """Lines ``[first_line, first_line + num_lines)`` of ``spec.annotation`` at bytes ``[start, end)``.
 
-    ``first_line`` is 1-based. A CSV file is one chunk (its header is needed to parse any row).
+    ``first_line`` is 1-based. A CSV file is one chunk (its header is needed to parse any row)
+    whose "lines" are its data rows (``records.reader.csv_rows``; a quoted field may span lines).
     Only the first ``limit`` lines are read (less than ``num_lines`` for the last chunk of a quota),
     or, when ``keep`` is set, only the lines at those offsets among them.
     """
@@ -57,8 +59,8 @@ def index_chunks(spec: DatasetSpec, chunk_lines: int = CHUNK_LINES) -> list[Chun
     """Cut a resolved registry entry's annotation into chunks of ``chunk_lines`` lines."""
     path = Location.of(spec.annotation)
     if spec.format == "paligemma_csv":
-        lines = sum(1 for _ in path.iter_lines()) - 1
-        return [Chunk(spec, 0, path.size(), 1, lines + 1, lines)]
+        rows = sum(1 for _ in csv_rows(path.iter_lines()))
+        return [Chunk(spec, 0, path.size(), 1, rows, rows)]
     chunks, offset, first, count = [], 0, 1, 0
     start = 0
     for line in path.iter_lines():

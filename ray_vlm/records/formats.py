@@ -30,9 +30,20 @@ def _image_path(spec: DatasetSpec, name: Any) -> str:
     if is_uri(spec.root_dir or ""):
         return str(Location.of(spec.root_dir or "") / name)
     path = Path(spec.root_dir or "") / name
-    if not path.is_file():
-        raise RecordError(f"image '{name}' not found under {spec.root_dir} (check root_dir)")
+    try:
+        found = path.is_file()
+    except OSError as err:  # a name too long for the filesystem, ...
+        raise RecordError(f"image '{_short(name)}' cannot be looked up ({err.strerror})") from None
+    if not found:
+        raise RecordError(
+            f"image '{_short(name)}' not found under {spec.root_dir} (check root_dir)"
+        )
     return str(path)
+
+
+def _short(name: str, keep: int = 80) -> str:
+    """``name`` for a message: at most ``keep`` characters, its length said when cut."""
+    return name if len(name) <= keep else f"{name[:keep]}... ({len(name)} characters)"
 
 
 def _answer(spec: DatasetSpec, text: str) -> str:

@@ -26,13 +26,20 @@ def _open(path: str) -> Image.Image:
         raise ValueError(f"image '{path}' cannot be read ({err})") from None
 
 
-def load_image(path: str) -> Image.Image:
-    """Decode ``path`` fully into an RGB image; raise ``ValueError`` saying why it cannot be used."""
+def load_image(path: str, max_pixels: int | None = None) -> Image.Image:
+    """Decode ``path`` fully into an RGB image; raise ``ValueError`` saying why it cannot be used
+    (missing, undecodable, or over ``max_pixels`` pixels, checked before any pixel is decoded;
+    Pillow's own decompression-bomb limit, 2 x ``Image.MAX_IMAGE_PIXELS``, holds either way)."""
     try:
         with _open(path) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise ValueError(
+                    f"image '{path}' has {im.width}x{im.height} = {im.width * im.height:,} pixels, "
+                    f"over data.max_image_pixels={max_pixels:,} (downscale it or raise the bound)"
+                )
             im.load()
             return im.convert("RGB")
     except FileNotFoundError:
         raise ValueError(f"image '{path}' does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
         raise ValueError(f"image '{path}' cannot be decoded ({err})") from None

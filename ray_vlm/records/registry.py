@@ -20,7 +20,6 @@ An entry may give ``question_type``: the type of its records that carry none (se
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -29,6 +28,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ray_vlm.config import ConfigError
+from ray_vlm.config.paths import resolve_optional, search_bases
+from ray_vlm.records.lines import json_item
 from ray_vlm.storage import Location, reach
 
 FORMATS = ("plm", "paligemma", "paligemma_csv")
@@ -72,12 +73,9 @@ def infer_format(annotation: Location) -> str:
     if annotation.name.lower().endswith(".csv"):
         return "paligemma_csv"
     for line in annotation.iter_lines():
-        if not line.strip():
+        first = json_item(line)
+        if first is None:
             continue
-        try:
-            first = json.loads(line)
-        except json.JSONDecodeError:
-            break
         if isinstance(first, dict) and "conversations" in first:
             return "plm"
         if isinstance(first, dict) and "suffix" in first:
@@ -109,7 +107,10 @@ def resolve_spec(name: str, spec: DatasetSpec) -> DatasetSpec:
 
 
 def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
-    """Read a registry YAML (a path or URI) into ``{name: DatasetSpec}`` (paths not yet resolved)."""
+    """Read a registry YAML (a path or URI) into ``{name: DatasetSpec}``; a relative
+    ``annotation`` / ``root_dir`` found by ``config.paths``' rule (the working directory, beside
+    the registry, the ray_vlm checkout) is made absolute, one found nowhere is kept for
+    ``resolve_spec`` to report."""
     if not reach(path, "data.datasets_yaml").is_file():
         raise ConfigError(f"dataset registry '{path}' does not exist (set data.datasets_yaml)")
     data = yaml.safe_load(Location.of(path).read_text()) or {}
@@ -122,7 +123,16 @@ def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     except OmegaConfBaseException as err:
         key = str(getattr(err, "full_key", "")).removeprefix("datasets.")
         raise ConfigError(f"{path}: entry '{key}': {str(err).splitlines()[0]}") from None
-    return {name: DatasetSpec(**{**vars(s), "name": name}) for name, s in typed.datasets.items()}
+    bases = search_bases(path)
+    return {
+        name: dataclasses.replace(
+            spec,
+            name=name,
+            annotation=resolve_optional(spec.annotation, bases),
+            root_dir=spec.root_dir and resolve_optional(spec.root_dir, bases),
+        )
+        for name, spec in typed.datasets.items()
+    }
 
 
 def parse_datamix(datamix: str) -> list[DatamixEntry]:

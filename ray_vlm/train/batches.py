@@ -21,21 +21,16 @@ nothing to the loss.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from transformers import ProcessorMixin
 
 from ray_vlm.config import FinetuneConfig
-from ray_vlm.preprocess.batching import collate, window_batches, windows
-from ray_vlm.preprocess.encode import IGNORE, Encoder
-from ray_vlm.records import ASSISTANT, USER, Record, Turn
+from ray_vlm.preprocess.batching import collate, dummy_image_example, window_batches, windows
+from ray_vlm.preprocess.encode import Encoder
 from ray_vlm.train.data_order import RankPosition
 from ray_vlm.train.loss import answer_tokens
 
@@ -58,16 +53,6 @@ class MicroBatch:
     """Tokens the loss counts (``loss.answer_tokens``)."""
     ids: tuple[str, ...]
     """The real examples' record ids (``file:line``), in batch order."""
-
-
-def dummy_image_example(encoder: Encoder) -> dict[str, Any]:
-    """An encoded example with one black image and no supervised tokens."""
-    with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "dummy.png"
-        Image.new("RGB", (32, 32)).save(image)
-        record = Record("dummy", "dummy", (str(image),), (Turn(USER, "x"), Turn(ASSISTANT, "x")))
-        ex = encoder.encode(record)
-    return {**ex.row(record), "labels": np.full_like(ex.labels, IGNORE)}
 
 
 class ModelInputs:

@@ -17,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from ray_vlm.config import ConfigError, FinetuneConfig
+from ray_vlm.config import ConfigError, FinetuneConfig, UserError
 from ray_vlm.preprocess.stream_plan import Chunk, plan_from_json, plan_to_json, plan_weighted
 from ray_vlm.records import DatamixEntry, DatasetSpec
 from ray_vlm.storage import Location
@@ -57,7 +57,13 @@ def _records_needed(cfg: FinetuneConfig, steps_done: int) -> int:
 def _read_plan(file: Location, datamix: str) -> list[Chunk]:
     if not file.exists():
         return []
-    saved = json.loads(file.read_text())
+    try:
+        saved = json.loads(file.read_text())
+    except json.JSONDecodeError as err:  # not by ray_vlm: it writes the file whole
+        raise UserError(
+            f"{file} is damaged ({err}), so the run cannot resume on "
+            "the same records; restore it or train into a new dump_dir"
+        ) from None
     if saved["datamix"] != datamix:
         raise ConfigError(
             f"key 'data.datamix': {file.parent} holds a run planned for datamix "

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from ray_vlm.config import FinetuneConfig, UserError, load_config
+from ray_vlm.preprocess.bad_records import left_out_lines
 from ray_vlm.train.local_session import LocalSession
 from ray_vlm.train.loop import Recipe
 from ray_vlm.train.metrics import plot_loss
@@ -60,12 +61,12 @@ def run(cfg: FinetuneConfig) -> None:
     dist.all_gather_object(left, dict(session.left_out))
     if session.rank == 0:
         plot_loss(run_start.cfg.dump_dir)
-        total: dict[tuple[str, str], int] = {}
+        total: dict[str, dict[str, int]] = {}
         for counts in left:
-            for key, n in counts.items():
-                total[key] = total.get(key, 0) + n
-        for (dataset, kind), n in sorted(total.items()):
-            print(f"left out of {dataset}: {n} {kind}", flush=True)
+            for (dataset, kind), n in counts.items():
+                total.setdefault(dataset, {})[kind] = total.get(dataset, {}).get(kind, 0) + n
+        for line in left_out_lines(total):
+            print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

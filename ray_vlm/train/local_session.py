@@ -22,10 +22,9 @@ from typing import Any
 import torch.distributed as dist
 
 from ray_vlm.config import FinetuneConfig
-from ray_vlm.model import load_processor
 from ray_vlm.preprocess.bad_records import raise_on_fail
-from ray_vlm.preprocess.chunk_records import chunk_records
-from ray_vlm.preprocess.encode import Encoder, encode_records
+from ray_vlm.preprocess.chunk_records import encoded_rows, run_encoder
+from ray_vlm.preprocess.encode import Encoder
 from ray_vlm.preprocess.stream_plan import Chunk
 from ray_vlm.storage import Location
 from ray_vlm.train.run_state import CHECKPOINTS, latest_state, state_file, step_dir_name
@@ -51,18 +50,15 @@ class LocalSession:
     @functools.cached_property
     def _encoder(self) -> Encoder:
         """One processor for the training and the validation rows."""
-        kwargs = self.cfg.model.processor_kwargs
-        processor = load_processor(self.cfg.checkpoint.init_ckpt_path, kwargs)
-        return Encoder(processor, self.cfg.data.max_seq_len)
+        return run_encoder(self.cfg)
 
     def rows(self, pieces: list[Chunk]) -> Iterable[dict[str, Any]]:
-        for chunk in pieces:
-            records, bad = chunk_records(chunk)
-            rows, notes = encode_records(self._encoder, records)
-            for item in bad + notes:
-                self.left_out[(item["dataset"], item["kind"])] += 1
-            raise_on_fail(bad + notes, self.cfg.data.bad_records)
-            yield from rows
+        return encoded_rows(pieces, self._encoder, self._take)
+
+    def _take(self, items: list[dict[str, str]]) -> None:
+        for item in items:
+            self.left_out[(item["dataset"], item["kind"])] += 1
+        raise_on_fail(items, self.cfg.data.bad_records)
 
     def report(self, metrics: dict, folder: Path, name: str) -> None:
         target = self.checkpoints / name

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import re
+import sys
 
 from ray_vlm.storage import Location
 from ray_vlm.train.tracking import Trackers
@@ -43,11 +44,19 @@ def parse_progress(line: str) -> tuple[int, float] | None:
 
 
 def read_metrics(dump_dir: str | os.PathLike | Location, name: str = METRICS) -> list[dict]:
-    """Rows of ``metrics.jsonl`` (or another per-step JSON-lines file of the run)."""
+    """Rows of ``metrics.jsonl`` (or another per-step JSON-lines file of the run). Lines are
+    appended, so a crash (or a full disk) mid-write can cut the last one: it is dropped with a
+    warning on stderr (``RunLog`` rewrites the file without it when the run resumes)."""
     path = Location.of(dump_dir) / name
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in lines[:-1]]
+    try:
+        rows += [json.loads(line) for line in lines[-1:]]
+    except json.JSONDecodeError:
+        print(f"{path}: its last line is cut off (a crash mid-write?); dropped", file=sys.stderr)
+    return rows
 
 
 class RunLog:

@@ -1,7 +1,7 @@
 """What a fine-tune does before its workers start, whatever runs them (Ray Train or ``torchrun``).
 
-``start_run(cfg)`` makes local paths absolute (workers may run elsewhere, the MLflow store
-too), checks that the trackers it asks for are installed, what the run must reach
+``start_run(cfg)`` resolves relative paths by ``config.paths``' rule and makes them absolute
+(workers may run elsewhere, the MLflow store too), checks that the trackers it asks for are installed, what the run must reach
 (``preflight.check_finetune``: ``UserError`` naming the key) and that the model's inputs reach it
 as its processor makes them (``preprocess.contract``: ``LayoutError``), writes the resolved
 config to ``<dump_dir>/config.yaml``, reads the newest checkpoint's state and, unless that
@@ -12,7 +12,6 @@ validation records (``eval.datamix``, every record once: ``stream_plan.plan_each
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from ray_vlm.config import CONFIG_FILE, FinetuneConfig, config_to_yaml
 from ray_vlm.preflight import check_finetune
@@ -37,19 +36,13 @@ class RunStart:
     """Where the workers' data starts; ``None`` when the checkpoint finished the run."""
 
 
-def _absolute(path: str) -> str:
-    return str(Path(path).resolve()) if Path(path).exists() else path
-
-
 def resolved(cfg: FinetuneConfig) -> FinetuneConfig:
-    """``cfg`` with local paths that exist made absolute."""
+    """``cfg`` with its relative paths resolved (``FinetuneConfig.resolve_paths``; a config built
+    in code has not been through ``load_config``) and ``dump_dir`` a URI or absolute path."""
+    cfg = cfg.resolve_paths()
     return replace(
         cfg,
         dump_dir=Location.of(cfg.dump_dir).uri,
-        checkpoint=replace(cfg.checkpoint, init_ckpt_path=_absolute(cfg.checkpoint.init_ckpt_path)),
-        distributed=replace(
-            cfg.distributed, deepspeed_config=_absolute(cfg.distributed.deepspeed_config)
-        ),
         logging=replace(
             cfg.logging, mlflow_tracking_uri=resolved_tracking_uri(cfg.logging.mlflow_tracking_uri)
         ),

@@ -84,3 +84,22 @@ def test_an_unsupported_family_stops_before_ray_starts(
     assert "Started a local Ray instance" not in done.stdout + done.stderr
     assert not (tmp_path / "ray").exists()
     assert seconds < 30, seconds
+
+
+def test_a_family_whose_image_cannot_fit_max_seq_len_is_refused_before_ray(
+    family_assets: Path,
+) -> None:
+    """LLaVA-NeXT's anyres image takes ~1,200 tokens: at the default ``data.max_seq_len`` (512)
+    every record with an image is too long, and training could not pad an image-less batch."""
+    from ray_vlm.config import FinetuneConfig, load_config
+    from ray_vlm.preprocess.contract import check_model_inputs
+
+    cfg = load_config(
+        FinetuneConfig,
+        [f"checkpoint.init_ckpt_path={family_assets / 'models/llava_next'}"],
+    )
+    with pytest.raises(
+        LayoutError, match=r"^model type 'llava_next': a record with one image"
+    ) as e:
+        check_model_inputs(cfg, [])
+    assert "data.max_seq_len=512" in str(e.value) and "\n" not in str(e.value)

@@ -28,6 +28,7 @@ from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.evaluate.run import evaluate
 from ray_vlm.export import resolve_model_dir
 from ray_vlm.export.finetune import FinetuneOutput, train_and_export
+from ray_vlm.export.layout import CONSOLIDATED_DIR, EXPORT_COMPLETE
 from ray_vlm.preprocess.check_data import check_data
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.storage import Location
@@ -144,6 +145,24 @@ def test_consolidate_cli_on_a_bucket_checkpoint(run, s3: S3, tmp_path: Path) -> 
     assert done.stdout.strip().splitlines()[-1] == out
     local = resolve_model_dir(out)  # downloaded into the local cache
     assert Path(local).is_dir() and (Location.of(out) / "model.safetensors").is_file()
+    AutoModelForImageTextToText.from_pretrained(local)
+
+
+def test_an_export_cut_off_mid_upload_is_written_again_not_served(
+    run, s3: S3, tmp_path: Path, monkeypatch
+) -> None:
+    """An upload of ``consolidated/`` that stopped midway (its weights cut, its marker not yet
+    there) is never loaded: serving the step dir writes the export again, marker last."""
+    monkeypatch.setenv("RAY_VLM_CACHE", str(tmp_path / "cache"))
+    step = Location.of(s3.uri(f"runs/a/checkpoints/{6:010d}"))
+    export = step / CONSOLIDATED_DIR
+    resolve_model_dir(step.uri)  # a complete export first
+    weights = export / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])
+    (export / EXPORT_COMPLETE).delete()
+    local = resolve_model_dir(step.uri)
+    assert (export / EXPORT_COMPLETE).is_file() and weights.read_bytes() == whole
     AutoModelForImageTextToText.from_pretrained(local)
 
 

@@ -24,7 +24,7 @@ def stage_cfg(
             f"distributed.zero_stage={stage}",
             f"distributed.precision={precision}",
             "data.datamix=demo_captions:1",
-            "data.preprocess_workers=1",
+            "data.preprocess_workers=0",  # each rank encodes its records: no actors to start
             "steps=3",
             "batch_size=2",
             "logging.freq=1",

@@ -68,7 +68,7 @@ def test_one_step_on_2_workers_x_2_micro_batches_equals_one_step_on_the_whole_ba
             f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero3.json'}",
             f"data.datasets_yaml={demo_assets / 'datasets.yaml'}",
             "data.datamix=demo_captions:1,demo_vqa:1",
-            "data.preprocess_workers=1",
+            "data.preprocess_workers=0",  # each rank encodes its records: no actors to start
             "data.group_by_length=false",
             "batch_size=2",
             "grad_acc_steps=2",

@@ -147,10 +147,9 @@ def _reference_loss(cfg: FinetuneConfig, step_dir: Path) -> tuple[float, int]:
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     from ray_vlm.model import load_model, load_processor
-    from ray_vlm.preprocess.batching import collate
+    from ray_vlm.preprocess.batching import collate, dummy_image_example
     from ray_vlm.preprocess.encode import Encoder
     from ray_vlm.records import Record, read_records, select_datamix
-    from ray_vlm.train.batches import dummy_image_example
     from ray_vlm.train.loss import answer_tokens, summed_token_loss
 
     base = cfg.checkpoint.init_ckpt_path

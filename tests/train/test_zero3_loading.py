@@ -139,7 +139,7 @@ def _resume_cfg(tmp: Path, assets: Path, *overrides: str) -> FinetuneConfig:
         f"checkpoint.init_ckpt_path={assets / 'models/llava'}",
         f"data.datasets_yaml={assets / 'datasets.yaml'}",
         "data.datamix=demo_captions:1",
-        "data.preprocess_workers=1",
+        "data.preprocess_workers=0",  # each rank encodes its records: no actors to start
         "checkpoint.dump.keep=0",
         "optim.lr=1e-2",
         "optim.warmup=0",
@@ -153,7 +153,8 @@ def test_resume_into_zero3_loads_the_checkpoint_into_partitions(
     demo_assets, tmp_path, no_ray
 ) -> None:
     """Also two ``train()`` calls in one fresh process, the second bigger: the local cluster the
-    first started (2 CPUs: 1 worker + 1 preprocessing actor) grows to the second's 4."""
+    first started (1 worker encoding its own records; the machine's 2 CPUs) grows to the second's
+    4 (2 workers + 2 preprocessing actors)."""
     first = train(
         _resume_cfg(
             tmp_path,
@@ -174,6 +175,7 @@ def test_resume_into_zero3_loads_the_checkpoint_into_partitions(
             "model.trainable_patterns=[multi_modal_projector]",
             "model.frozen_dtype=bfloat16",
             "model.gradient_checkpointing=true",
+            "data.preprocess_workers=2",
         )
     )
     assert ray.cluster_resources()["CPU"] == max(os.cpu_count(), 4)
