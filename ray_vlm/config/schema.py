@@ -260,7 +260,7 @@ class FinetuneConfig:
         """This config with its relative paths found by ``config.paths``' rule (the working
         directory, beside ``config_file``, the ray_vlm checkout) and made absolute: the DeepSpeed
         JSON and the registry must exist (``ConfigError`` naming the key); the initial model may be
-        a hub id. ``load_config`` applies it; so does the start of a run, for configs built in code."""
+        a hub id. ``load_config`` applies it; so does the start of a run (configs built in code)."""
         bases = search_bases(config_file)
         data, dist, ckpt = self.data, self.distributed, self.checkpoint
         return replace(

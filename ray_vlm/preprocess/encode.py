@@ -1,6 +1,7 @@
 """One record -> model inputs, with the model's own processor, loss only on answer tokens.
 
-``Encoder(processor, max_seq_len, max_image_pixels).encode(record)`` returns an ``Example`` (numpy arrays):
+``Encoder(processor, max_seq_len, max_image_pixels).encode(record)`` returns an ``Example`` (numpy
+arrays):
 
 - ``input_ids``  int64 ``[T]``: the rendered conversation, image tokens expanded by the processor;
 - ``labels``     int64 ``[T]``: ``input_ids`` on assistant answer tokens (and the end-of-turn token

@@ -1,9 +1,10 @@
 """What a fine-tune does before its workers start, whatever runs them (Ray Train or ``torchrun``).
 
 ``start_run(cfg)`` resolves relative paths by ``config.paths``' rule and makes them absolute
-(workers may run elsewhere, the MLflow store too), checks that the trackers it asks for are installed, what the run must reach
-(``preflight.check_finetune``: ``UserError`` naming the key) and that the model's inputs reach it
-as its processor makes them (``preprocess.contract``: ``LayoutError``), writes the resolved
+(workers may run elsewhere, the MLflow store too), checks that the trackers it asks for are
+installed, what the run must reach (``preflight.check_finetune``: ``UserError`` naming the key)
+and that the model's inputs reach it as its processor makes them (``preprocess.contract``:
+``LayoutError``), writes the resolved
 config to ``<dump_dir>/config.yaml``, reads the newest checkpoint's state and, unless that
 checkpoint already finished the run, plans the data (``data_plan.data_start``) and the
 validation records (``eval.datamix``, every record once: ``stream_plan.plan_each_once``).

@@ -3,8 +3,8 @@ run per family: ``check-data`` -> ``train`` (2 workers, DeepSpeed ZeRO-3 with Ze
 steps, records with one and with two images) -> consolidate and export -> ``generate`` -> the
 OpenAI endpoint with an image -> ``evaluate`` through that endpoint's replicas.
 
-``make test`` runs two (``IN_CI``), ``make test-families`` all of them. The families share one Serve instance (each deploys its app under its own route and removes
-it after). Qwen2.5-VL, the family most fine-tuned today, takes its rows through Ray Data's
+``make test`` runs two (``IN_CI``), ``make test-families`` all of them. The families share one
+Serve instance (each deploys its app under its own route and removes it after). Qwen2.5-VL, the family most fine-tuned today, takes its rows through Ray Data's
 preprocessing actors; every other family's ranks encode their own rows (``preprocess_workers=0``:
 no actors to start, ~10 s less a run), their rows through Arrow blocks being compared key by key
 with the processor's own batch in ``tests/preprocess/test_contract.py``.

@@ -29,7 +29,8 @@ def _lines(spec: DatasetSpec) -> tuple[list[int], dict[int, str]]:
 
 @pytest.mark.parametrize(
     ("name", "fmt", "good", "bad"),
-    [("hostile_plm", "plm", sorted([*PLM_GOOD, 8]), PLM_BAD), ("prescription_train", "paligemma_csv", CSV_GOOD, CSV_BAD)],
+    [("hostile_plm", "plm", sorted([*PLM_GOOD, 8]), PLM_BAD),
+     ("prescription_train", "paligemma_csv", CSV_GOOD, CSV_BAD)],
 )  # fmt: skip
 def test_every_line_is_a_record_or_a_reported_one(corpus, name, fmt, good, bad) -> None:
     assert corpus[name].format == fmt
