@@ -3,10 +3,11 @@
 Run: ``make bench`` (= ``.venv/bin/python benchmarks/suite.py run`` then ``... table``) on an
 otherwise idle machine.
 
-- ``run [NAME ...]``: runs each benchmark script at full size (``BENCHMARKS[name].args``), one
-  after another, its output shown as it goes; appends its last line (one JSON object) to
-  ``benchmarks/results.jsonl`` as ``{"benchmark", "date", "git_rev", "machine", "seconds",
-  "args", "result"}`` (``machine``: ``nproc``, ``mem_gib`` and the load average before it ran).
+- ``run [NAME ...]``: runs each benchmark script (without names: all but the GPU-only ones,
+  ``Benchmark.gpu``) at full size (``BENCHMARKS[name].args``), one after another, its output
+  shown as it goes; appends its last line (one JSON object) to ``benchmarks/results.jsonl`` as
+  ``{"benchmark", "date", "git_rev", "machine", "seconds", "args", "result"}`` (``machine``:
+  ``nproc``, ``mem_gib`` and the load average before it ran).
   A script that fails is reported and the others still run; the exit status is then 1.
 - ``table``: rewrites the table between ``TABLE_START`` and ``TABLE_END`` in ``README.md`` from
   the latest record of each benchmark in ``results.jsonl``.
@@ -52,6 +53,10 @@ class Benchmark:
     """The full-size run's arguments (``make bench``)."""
     script: str = ""
     """``benchmarks/<script>.py`` when not the benchmark's own name (one script, two settings)."""
+    gpu: bool = False
+    """Measured only on a CUDA GPU (the ``make test-gpu`` machine): ``run`` without names leaves it
+    out (name it there: ``suite.py run gpu_step``), and until a result is recorded its README row
+    says so instead of a figure; its ``--smoke`` runs on CPU in CI like every other."""
 
     def fields(self) -> list[str]:
         """The JSON fields ``result`` reads."""
@@ -128,6 +133,17 @@ BENCHMARKS: dict[str, Benchmark] = {
         "steady >= 0.5 small, >= 0.8 large, end to end >= 0.6 large, identical predictions",
         54,
     ),
+    "gpu_step": Benchmark(
+        "`ray_vlm.train.local_run` under `torchrun` (no Ray, 1 process) vs a bare PyTorch loop "
+        "on the same batches: PaliGemma-2 3B pt-224's architecture at random init, one GPU, the "
+        "shipped `paligemma_prescription.yaml` (attention only, float16-held frozen weights, "
+        "fp32, SGD, gradient checkpointing), 224 px, batch 8; MFU over the GPU's FP32 peak",
+        "{samples_per_s} vs {bare_samples_per_s} samples/s, **ratio {ratio}**, **MFU {mfu}** "
+        "(bare {bare_mfu}) of {peak_tflops} TFLOPS, {device}",
+        "ratio >= 0.9, MFU reported",
+        16,
+        gpu=True,
+    ),
     "metric_speed": Benchmark(
         "our CIDEr-D vs `pycocoevalcap`'s scorer on the same tokenised 20,000 predictions x 5 "
         "references, median of 5 repeats (CPU time)",
@@ -194,7 +210,7 @@ def run_one(name: str, extra: tuple[str, ...] = ()) -> tuple[dict, float]:
 
 def run(names: list[str]) -> int:
     failed = []
-    for name in names or list(BENCHMARKS):
+    for name in names or [n for n, bench in BENCHMARKS.items() if not bench.gpu]:
         bench, machine = BENCHMARKS[name], _machine()
         print(f"== {name} {' '.join(bench.args)}", flush=True)
         try:
@@ -239,8 +255,10 @@ def table(records: dict[str, dict]) -> str:
     for name, bench in BENCHMARKS.items():
         record = records.get(name)
         if record is None:
+            why = ": needs a GPU (the `make test-gpu` machine)" if bench.gpu else ""
             rows.append(
-                f"| `{script(name)}.py` | {_cell(bench.what)} | not run yet | {bench.target} | |"
+                f"| `{script(name)}.py` | {_cell(bench.what)} | not run yet{why} | "
+                f"{bench.target} | |"
             )
             continue
         machine = record["machine"]

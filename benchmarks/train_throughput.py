@@ -39,29 +39,27 @@ import ctypes
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from common.training import WARMUP, bare_samples_per_s, encoded_batches, steady_samples_per_s  # noqa: E402
 from transformers import AutoConfig, AutoModelForImageTextToText  # noqa: E402
 
 from ray_vlm.config import FinetuneConfig, load_config  # noqa: E402
 from ray_vlm.demo.assets import make_demo_assets  # noqa: E402
 from ray_vlm.model import load_model, load_processor  # noqa: E402
-from ray_vlm.preprocess.batching import collate, length_grouped  # noqa: E402
 from ray_vlm.preprocess.encode import Encoder  # noqa: E402
 from ray_vlm.preprocess.ray_runtime import ensure_ray  # noqa: E402
-from ray_vlm.records import load_registry, read_records, resolve_spec  # noqa: E402
+from ray_vlm.records import load_registry, resolve_spec  # noqa: E402
 from ray_vlm.train.host_memory import CPU_WORKER_MALLOC_ENV  # noqa: E402
 from ray_vlm.train.trainer import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 8
 CPUS = 1
-WARMUP = 3
 TEXT = {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8,
         "num_attention_heads": 8, "num_key_value_heads": 8}  # fmt: skip
 VISION = {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
@@ -89,23 +87,6 @@ def big_llava(
     return out, sum(p.numel() for p in model.parameters())
 
 
-def encoded_batches(model_dir: Path, assets: Path, count: int) -> list[dict[str, torch.Tensor]]:
-    """``count`` collated batches of demo captions, as the training pipeline makes them."""
-    processor = load_processor(str(model_dir))
-    encoder = Encoder(processor, FinetuneConfig().data.max_seq_len)
-    spec = resolve_spec("demo_captions", load_registry(assets / "datasets.yaml")["demo_captions"])
-    examples = []
-    for record in read_records(spec):
-        examples.append(encoder.encode(record).row(record))
-    batches = list(length_grouped(examples, BATCH, 1))
-    batches = [b for b in batches if len(b) == BATCH]
-    picked = [batches[i % len(batches)] for i in range(count)]
-    out = []
-    for b in picked:
-        out.append(collate(b, encoder))
-    return out
-
-
 def keep_freed_memory_like_the_workers() -> None:
     """Give this process the malloc thresholds Ray Train's CPU workers get (``host_memory.py``);
     glibc read the environment at start-up, so they are set with ``mallopt``."""
@@ -130,16 +111,7 @@ def bare_loop(
         weight_decay=o.weight_decay,
         fused=True,
     )
-    started = 0.0
-    for i, inputs in enumerate(batches):
-        if i == WARMUP:
-            started = time.perf_counter()
-        loss = model(**inputs).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return (len(batches) - WARMUP) * BATCH / (time.perf_counter() - started)
+    return bare_samples_per_s(model, optimizer, batches, o.clip)
 
 
 def run_cfg(tmp: Path, assets: Path, model_dir: Path, name: str, *overrides: str) -> FinetuneConfig:
@@ -158,12 +130,6 @@ def run_cfg(tmp: Path, assets: Path, model_dir: Path, name: str, *overrides: str
             *overrides,
         ],
     )
-
-
-def ray_samples_per_s(metrics: list[dict]) -> float:
-    rows = [m for m in metrics if m["step"] > WARMUP]
-    seconds = sum(BATCH / m["samples_per_s"] for m in rows)
-    return len(rows) * BATCH / seconds
 
 
 def rank_bytes(step_dir: Path, rank: int) -> int:
@@ -210,11 +176,15 @@ def main() -> None:
         cfg = run_cfg(tmp, assets, model_dir, "one", f"steps={args.steps}",
                       "distributed.num_workers=1", f"distributed.cpus_per_worker={CPUS}",
                       f"distributed.zero_stage={args.zero_stage}")  # fmt: skip
-        batches = encoded_batches(model_dir, assets, args.steps)
+        spec = resolve_spec(
+            "demo_captions", load_registry(assets / "datasets.yaml")["demo_captions"]
+        )
+        encoder = Encoder(load_processor(str(model_dir)), cfg.data.max_seq_len)
+        batches = encoded_batches(encoder, spec, BATCH, args.steps)
         half = WARMUP + (args.steps - WARMUP) // 2
         bare_before = bare_loop(model_dir, batches[:half], cfg)
         timed = train(cfg)
-        ray_ds = ray_samples_per_s(timed.metrics)
+        ray_ds = steady_samples_per_s(timed.metrics)
         bare_after = bare_loop(model_dir, batches[: WARMUP + args.steps - half], cfg)
         bare = (bare_before + bare_after) / 2
         two = train(run_cfg(tmp, assets, model_dir, "two", "steps=2", "distributed.num_workers=2"))

@@ -5,7 +5,9 @@ application keeps running after the job ends)::
         --runtime-env jobs/runtime_env.yaml -- \\
         python jobs/serve.py ckpt=demo_out/runs/finetune replicas.max_replicas=4 host=0.0.0.0
 
-Arguments are ``ServeConfig`` overrides (``key=value``); ``ckpt`` may be a bucket URI. It is
+Arguments are ``ServeConfig`` overrides (``key=value``); ``ckpt`` may be a bucket URI. On
+``host=0.0.0.0`` the job needs ``RAY_VLM_API_KEY`` in its environment (``env_vars`` of the runtime
+env) or ``auth.allow_unauthenticated=true``. It is
 ``ray-vlm serve --detach`` on the cluster the job runs on: what cannot be reached or fit ends it
 with ``ray-vlm serve: <message>`` and status 2. ``serve deploy configs/serve/gpu.yaml`` does the
 same from a Serve config file.

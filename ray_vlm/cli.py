@@ -12,6 +12,13 @@ import json
 import sys
 
 from ray_vlm.config import UserError
+from ray_vlm.config.secrets import install_log_masking, mask_text
+
+
+def _say(text: str, file=None) -> None:
+    """Print a line of the command's output (stdout, or ``file``), credentials masked: every line
+    ``ray-vlm`` prints goes through here."""
+    print(mask_text(str(text)), file=file or sys.stdout, flush=True)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -32,7 +39,7 @@ def _check_data(args: argparse.Namespace) -> int:
     from ray_vlm.preprocess.check_data import check_data, format_check
 
     check = check_data(cfg)
-    print(json.dumps(check.to_dict()) if args.json else format_check(check))
+    _say(json.dumps(check.to_dict()) if args.json else format_check(check))
     return 0 if check.invalid == 0 else 1
 
 
@@ -48,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     url = run_server(cfg, blocking=not args.detach)
     if args.detach:
-        print(f"serving at {url}")
+        _say(f"serving at {url}")
     return 0
 
 
@@ -58,13 +65,16 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = load_config(FinetuneConfig, args.overrides, path=args.config)
     check_finetune(cfg)
+    from ray_vlm.train.lease import check_free
+
+    check_free(cfg.dump_dir)  # another live run there ends this one before the heavy imports
     from ray_vlm.export.finetune import train_and_export
     from ray_vlm.preprocess.bad_records import left_out_lines
 
     out = train_and_export(cfg)
-    print("\n".join(left_out_lines(out.result.left_out)))
-    print(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
-    print(f"Hugging Face model: {out.hf_dir}")
+    _say("\n".join(left_out_lines(out.result.left_out)))
+    _say(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
+    _say(f"Hugging Face model: {out.hf_dir}")
     return 0
 
 
@@ -73,6 +83,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ray_vlm.config.eval_schema import EvalConfig
     from ray_vlm.preflight import check_model_source
     from ray_vlm.records import select_datamix
+    from ray_vlm.train.lease import check_free
 
     flags = {"ckpt": args.ckpt, "data": args.data, "task": args.task, "compare": args.compare}
     given = [f"{k}={v}" for k, v in flags.items() if v is not None]
@@ -81,11 +92,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_model_source(cfg.ckpt, "ckpt")
     if cfg.compare:
         check_model_source(cfg.compare, "compare")
+    check_free(cfg.out_dir, "out_dir")  # another live evaluation writes there: refused at once
     from ray_vlm.evaluate.run import evaluate, format_metrics
 
     result = evaluate(cfg)
-    print(format_metrics(result))
-    print(f"report: {result.report}")
+    _say(format_metrics(result))
+    _say(f"report: {result.report}")
     return 0
 
 
@@ -97,7 +109,7 @@ def _make_demo_assets(args: argparse.Namespace) -> int:
         raise UserError(f"--models: {', '.join(unknown)} not among {', '.join(MODEL_BUILDERS)}")
     counts = {"train": args.train, "test": args.test}
     models = tuple(args.models or DEFAULT_MODELS)
-    print(make_demo_assets(args.out, counts=counts, models=models, seed=args.seed))
+    _say(make_demo_assets(args.out, counts=counts, models=models, seed=args.seed))
     return 0
 
 
@@ -115,17 +127,17 @@ def _convert_hf(args: argparse.Namespace) -> int:
         prompt=args.prompt,
     )
     for split, n in report.written.items():
-        print(f"{args.out}/{split}.jsonl: {n} records")
+        _say(f"{args.out}/{split}.jsonl: {n} records")
     for bad in report.skipped:
-        print(f"skipped {bad}", file=sys.stderr)
-    print(f"{len(report.skipped)} rows skipped")
+        _say(f"skipped {bad}", file=sys.stderr)
+    _say(f"{len(report.skipped)} rows skipped")
     return 0
 
 
 def _consolidate(args: argparse.Namespace) -> int:
     from ray_vlm.export.resolve import consolidate_at
 
-    print(consolidate_at(args.ckpt, args.out))
+    _say(consolidate_at(args.ckpt, args.out))
     return 0
 
 
@@ -142,7 +154,7 @@ def _generate(args: argparse.Namespace) -> int:
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
     ckpt = locate_model(args.ckpt, "--ckpt")
     out = generate_one(ckpt, args.media_path, args.question, params, args.processor_kwargs)
-    print(f"Generation: {out.text}")
+    _say(f"Generation: {out.text}")
     return 0
 
 
@@ -251,12 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a ``UserError`` ends it with one line on stderr, ``ray-vlm <command>:
-    <message>``, and status 2."""
+    <message>``, and status 2. Log records and printed lines have their credentials masked
+    (``config.secrets``)."""
     args = build_parser().parse_args(argv)
+    install_log_masking()
     try:
         return args.func(args)
     except UserError as err:
-        print(f"ray-vlm {args.command}: {err}", file=sys.stderr, flush=True)
+        _say(f"ray-vlm {args.command}: {err}", file=sys.stderr)
         return 2
 
 

@@ -25,5 +25,15 @@ def inference_dtype(dtype: str = "auto") -> torch.dtype:
 
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """Every tensor of ``batch`` on ``device`` (copies overlap compute from pinned memory)."""
-    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+    """Every tensor of ``batch`` on ``device``. Host tensors bound for a GPU are first put in
+    page-locked (pinned) memory, from which a ``non_blocking`` copy is truly asynchronous: the host
+    queues it and goes on launching the step's kernels (from pageable memory the copy would hold
+    the host until done). Pinned buffers come from torch's caching host allocator, so after the
+    first steps pinning costs one host copy of the batch."""
+    pin = device.type == "cuda"
+    return {
+        key: (value.pin_memory() if pin and value.device.type == "cpu" else value).to(
+            device, non_blocking=True
+        )
+        for key, value in batch.items()
+    }

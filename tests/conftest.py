@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,10 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 # starts: DeepSpeed JIT-builds its CPU ops with the first `ninja` on PATH, and a venv ninja and a
 # system one rebuild them in turn (~30-50 s each), each taking the other's build for stale.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# Downloads from buckets go to a cache of the suite's own, removed after it, not the user's.
+if "RAY_VLM_CACHE" not in os.environ:
+    os.environ["RAY_VLM_CACHE"] = tempfile.mkdtemp(prefix="ray_vlm_test_cache_")
+    atexit.register(shutil.rmtree, os.environ["RAY_VLM_CACHE"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_TEST_CPUS = 8

@@ -67,5 +67,31 @@ def test_gpu_configs_fit_their_gpus() -> None:
     for cfg in (plm, pali):
         base = yaml.safe_load((REPO / cfg.distributed.deepspeed_config).read_text())
         assert base["zero_optimization"]["stage"] == cfg.distributed.zero_stage
+    zero3 = yaml.safe_load((REPO / plm.distributed.deepspeed_config).read_text())
+    assert plm.distributed.deepspeed_config.endswith("zero3_production.json")
+    assert zero3["zero_optimization"]["overlap_comm"]  # comms overlap the backward pass
+    assert (
+        zero3["zero_optimization"]["stage3_param_persistence_threshold"] == 100_000
+    )  # DeepSpeed's
     for name in ("finetune/plm_8b_radiology", "finetune/paligemma_prescription", "serve/gpu"):
         assert "Memory per" in (configs / f"{name}.yaml").read_text()
+
+
+def test_gpu_configs_and_cluster_yaml_name_one_storage_root(monkeypatch) -> None:
+    """``cluster.yaml`` names the storage root once (``RAY_VLM_STORAGE`` for every Ray process);
+    the GPU fine-tunes write under it and the GPU Serve config serves the PLM run from there."""
+    cluster = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    named = [o for o in cluster["docker"]["run_options"] if "RAY_VLM_STORAGE=" in o]
+    assert len(named) == 1 and named[0].startswith("-e RAY_VLM_STORAGE=s3://")
+    monkeypatch.setenv("RAY_VLM_STORAGE", "s3://bucket/root")
+    configs = REPO / "configs"
+    plm = load_config(FinetuneConfig, [f"config={configs / 'finetune/plm_8b_radiology.yaml'}"])
+    pali = load_config(
+        FinetuneConfig, [f"config={configs / 'finetune/paligemma_prescription.yaml'}"]
+    )
+    (gpu,) = check_serve_config(configs / "serve/gpu.yaml").values()
+    assert plm.dump_dir == gpu.ckpt == "s3://bucket/root/runs/plm_radiology"
+    assert pali.dump_dir == "s3://bucket/root/runs/paligemma_prescription"
+    monkeypatch.delenv("RAY_VLM_STORAGE")  # one machine: under the working directory
+    local = load_config(FinetuneConfig, [f"config={configs / 'finetune/plm_8b_radiology.yaml'}"])
+    assert local.dump_dir == "checkpoints/runs/plm_radiology"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ray_vlm.config.loader import ConfigError
+from ray_vlm.config.paths import resolve_optional, resolve_required, search_bases
 from ray_vlm.config.serve_schema import BatchingConfig, ServeConfig
 
 TASKS = ("caption", "vqa", "exact")
@@ -57,6 +58,17 @@ class EvalConfig:
             )
         if self.max_new_tokens < 1:
             raise ConfigError("key 'max_new_tokens': must be >= 1")
+
+    def resolve_paths(self, config_file: str | None = None) -> EvalConfig:
+        """This config with its relative paths found by ``config.paths``' rule and made absolute:
+        the registry must exist (``ConfigError`` naming the key); the models may be hub ids."""
+        bases = search_bases(config_file)
+        return replace(
+            self,
+            datasets_yaml=resolve_required(self.datasets_yaml, "datasets_yaml", bases),
+            ckpt=resolve_optional(self.ckpt, bases),
+            compare=resolve_optional(self.compare, bases),
+        )
 
     @property
     def records_per_batch(self) -> int:

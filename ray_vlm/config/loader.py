@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ray_vlm.config.errors import UserError
+from ray_vlm.config.secrets import mask_value
 
 T = TypeVar("T")
 
@@ -98,8 +99,9 @@ def config_from_dict(cls: type[T], data: dict[str, Any], origin: str) -> T:
 
 
 def config_to_yaml(cfg: Any) -> str:
-    """The resolved config as YAML text (what is written next to every output)."""
-    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    """The resolved config as YAML text (what is written next to every output), its secrets
+    masked (``config.secrets``: API keys, credentials in URIs)."""
+    return OmegaConf.to_yaml(mask_value("", OmegaConf.to_container(OmegaConf.structured(cfg))))
 
 
 def save_config(cfg: Any, path: str | Path) -> Path:

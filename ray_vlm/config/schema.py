@@ -55,6 +55,7 @@ class DataConfig:
 TRAINABLE_MODES = ("full", "freeze_vision", "attention_only", "regex", "lora")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FROZEN_DTYPES = ("float32", "bfloat16", "float16")
+ATTN_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2", "flex_attention")
 OPTIMIZERS = ("adamw", "sgd")
 EXPORT_DTYPES = ("auto", "float32", "bfloat16", "float16")
 SHARD_SIZE = re.compile(r"\d+(\.\d+)?[KMGT]B", re.IGNORECASE)  # huggingface_hub's size strings
@@ -127,6 +128,11 @@ class ModelConfig:
     every weight is already held in half precision."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
+    attn_implementation: str = "auto"
+    """Attention kernel training uses: ``auto`` is what transformers picks for each sub-model (sdpa
+    where the family supports it; eager where it does not, e.g. Gemma-2's logit softcapping in
+    PaliGemma-2); or ``eager`` / ``sdpa`` / ``flash_attention_2`` / ``flex_attention`` for every
+    sub-model. Saved with checkpoints and exports (``config.yaml``)."""
     processor_kwargs: dict[str, Any] = field(default_factory=dict)
     """Settings overriding the saved ones of ``checkpoint.init_ckpt_path``'s processor, wherever
     training loads it (preprocessing, every worker, check-data), e.g. Perception LM's
@@ -138,6 +144,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_choice("model.trainable", self.trainable, TRAINABLE_MODES)
         check_choice("model.frozen_dtype", self.frozen_dtype, FROZEN_DTYPES)
+        check_choice("model.attn_implementation", self.attn_implementation, ATTN_IMPLEMENTATIONS)
         if self.trainable == "regex" and not self.trainable_patterns:
             raise ConfigError(
                 "key 'model.trainable_patterns': give at least one for trainable=regex"
@@ -151,7 +158,8 @@ class DistributedConfig:
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 1.0
-    """GPUs per worker when ``use_gpu`` (fractions share a GPU)."""
+    """GPUs per worker when ``use_gpu``: whole GPUs (a rank computes on one; NCCL and DeepSpeed
+    cannot put two ranks on one GPU). Raise ``num_workers`` to use more GPUs."""
     zero_stage: int = 3
     """DeepSpeed ZeRO stage 0-3; 3 shards parameters, gradients and optimizer state."""
     offload_optimizer: bool = False
@@ -164,6 +172,10 @@ class DistributedConfig:
     """``auto``: bf16 on GPU, fp32 on CPU; or ``fp32``/``bf16``/``fp16``."""
     max_failures: int = 3
     """Times Ray Train restarts the worker group after a failure before the run fails."""
+    timeout_s: int = 1800
+    """How long a collective waits for every rank before the run fails (the process group's
+    timeout, on the Ray and the ``torchrun`` path): long enough for the start-up work one rank
+    does while the others wait (rank 0 reading a checkpoint, a first DeepSpeed op build)."""
 
     def __post_init__(self) -> None:
         check_choice("distributed.precision", self.precision, PRECISIONS)
@@ -171,6 +183,14 @@ class DistributedConfig:
             raise ConfigError(f"key 'distributed.zero_stage': {self.zero_stage} is not 0-3")
         if self.num_workers < 1:
             raise ConfigError("key 'distributed.num_workers': must be >= 1")
+        if self.timeout_s < 1:
+            raise ConfigError("key 'distributed.timeout_s': must be >= 1 (seconds)")
+        if self.gpus_per_worker != 1:
+            raise ConfigError(
+                f"key 'distributed.gpus_per_worker': {self.gpus_per_worker}: training takes one "
+                "whole GPU a worker (two ranks cannot share one under NCCL and DeepSpeed, and a "
+                "rank computes on one); set it to 1 and use distributed.num_workers"
+            )
 
 
 @dataclass

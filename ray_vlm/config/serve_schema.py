@@ -8,6 +8,7 @@ Python (``ServeConfig(ckpt=...)``). Unknown keys are errors everywhere.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,8 +50,10 @@ class ReplicaConfig:
     """Requests waiting for a replica before new ones get HTTP 503; -1 is no limit."""
     num_cpus: float = 1.0
     """CPUs reserved per generation replica (also its torch thread count, at least 1)."""
-    num_gpus: float = 0.0
-    """GPUs per generation replica; fractions (0.5) pack several replicas on one GPU."""
+    num_gpus: float | int | str = "auto"
+    """GPUs per generation replica: ``auto`` is one when the Ray cluster has GPUs or can scale to
+    them, else none (the CPU), said in the log when Serve starts; or a number (fractions, 0.5,
+    pack several replicas on one GPU)."""
     ingress_replicas: int = 1
     """Replicas of the HTTP front (validation, image decoding; no model)."""
     ingress_num_cpus: float = 0.25
@@ -62,8 +65,10 @@ class ReplicaConfig:
             raise ConfigError("key 'replicas.max_replicas': must be >= replicas.min_replicas")
         _positive("replicas.target_ongoing_requests", self.target_ongoing_requests)
         _positive("replicas.ingress_replicas", self.ingress_replicas)
-        if self.num_cpus < 0 or self.num_gpus < 0 or self.ingress_num_cpus < 0:
-            raise ConfigError("keys 'replicas.*num_cpus', 'replicas.num_gpus': must be >= 0")
+        if self.num_gpus != "auto" and (isinstance(self.num_gpus, str) or self.num_gpus < 0):
+            raise ConfigError(f"key 'replicas.num_gpus': '{self.num_gpus}': auto or a number >= 0")
+        if self.num_cpus < 0 or self.ingress_num_cpus < 0:
+            raise ConfigError("keys 'replicas.*num_cpus': must be >= 0")
 
     @property
     def autoscaling(self) -> bool:
@@ -98,17 +103,44 @@ class SamplingDefaults:
     top_p: float = 1.0
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``localhost``, ``127.0.0.0/8``,
+    ``::1``); any other name or address (``0.0.0.0``, a hostname) counts as reachable by others."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class AuthConfig:
     api_key: str = ""
-    """Bearer key every request must send (``Authorization: Bearer KEY``); empty: see api_key_env."""
+    """Bearer key every request must send (``Authorization: Bearer KEY``); empty: see api_key_env.
+    Masked (``***``) in every config ray_vlm writes or logs: give it where the server starts."""
     api_key_env: str = "RAY_VLM_API_KEY"
     """Environment variable (on the replicas) holding the key when ``api_key`` is empty.
-    Neither set: no authentication."""
+    Neither set: no authentication, which only a loopback ``host`` allows by default."""
+    allow_unauthenticated: bool = False
+    """Serve on an address other machines reach (``host: 0.0.0.0``, a Serve config file's
+    ``http_options.host``) without an API key. Off: such a server refuses to start until
+    ``auth.api_key`` or the ``api_key_env`` variable is set."""
 
     def resolve(self) -> str:
         """The key requests must send, read where this runs (the HTTP front); "" for none."""
         return self.api_key or os.environ.get(self.api_key_env, "")
+
+    def check_exposure(self, host: str) -> None:
+        """``ConfigError`` when the HTTP proxy binds ``host``, a non-loopback address, and
+        requests would need no key (unless ``allow_unauthenticated``)."""
+        if is_loopback(host) or self.allow_unauthenticated or self.resolve():
+            return
+        raise ConfigError(
+            f"key 'host': {host} is reachable from other machines and no API key is set: set "
+            f"auth.api_key or the environment variable {self.api_key_env} (or "
+            "auth.allow_unauthenticated=true to serve without one)"
+        )
 
 
 @dataclass

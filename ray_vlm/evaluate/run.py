@@ -26,6 +26,7 @@ from typing import Any
 
 from ray_vlm.config import CONFIG_FILE, save_config
 from ray_vlm.config.eval_schema import EvalConfig
+from ray_vlm.config.secrets import mask_text
 from ray_vlm.evaluate.html_report import write_report
 from ray_vlm.evaluate.predict import predict
 from ray_vlm.evaluate.scoring import PRIMARY_METRIC, Sample, gather_samples, score_samples
@@ -34,6 +35,7 @@ from ray_vlm.export import locate_model
 from ray_vlm.preprocess.ray_runtime import ensure_ray
 from ray_vlm.preprocess.resources import serve_demand
 from ray_vlm.records import DatasetSpec, select_datamix
+from ray_vlm.train.lease import Lease
 
 
 @dataclass
@@ -62,7 +64,7 @@ def _score_model(
     timing = {"start_s": start_s, "generate_s": predicted.seconds,
               "score_s": time.perf_counter() - start, **predicted.rates()}  # fmt: skip
     invalid = len(predicted.invalid)
-    return samples, {"ckpt": ckpt, "task": cfg.task, **metrics, "invalid_records": invalid,
+    return samples, {"ckpt": mask_text(ckpt), "task": cfg.task, **metrics, "invalid_records": invalid,
                      "timing": timing}  # fmt: skip
 
 
@@ -85,28 +87,31 @@ def _write_predictions(path: Path, samples: dict[str, list[Sample]]) -> None:
 
 def evaluate(cfg: EvalConfig, session: EvalSession | None = None) -> EvalResult:
     """Score ``cfg.ckpt`` (and ``cfg.compare``) on ``cfg.data``; outputs in ``cfg.out_dir``.
-    The split and the models are located before Ray starts (``UserError`` when unreachable).
+    The split and the models are located before Ray starts (``UserError`` when unreachable);
+    ``out_dir``'s lease is held throughout (``train.lease``: ``LeaseHeld`` while another live
+    evaluation writes there).
     ``session``: replicas to share with other evaluations (one for this call when ``None``)."""
+    cfg = cfg.resolve_paths()  # a config built in code has not been through load_config
     ((_, spec),) = select_datamix(f"{cfg.data}:1", cfg.datasets_yaml)
-    models = {"model": cfg.ckpt, **({"compare": cfg.compare} if cfg.compare else {})}
-    located = {
-        label: locate_model(ckpt, "ckpt" if label == "model" else label)
-        for label, ckpt in models.items()
-    }
-    ensure_ray(len(models) * serve_demand(cfg.serve, http=False).cpus)
     out = Path(cfg.out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / CONFIG_FILE)
-    samples, metrics = {}, {}
-    with contextlib.nullcontext(session) if session else EvalSession() as shared:
-        for label, ckpt in models.items():
-            samples[label], metrics[label] = _score_model(
-                label, ckpt, located[label], spec, cfg, shared
-            )
-    _write_predictions(out / "predictions.jsonl", samples)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    title = f"{cfg.task} on {cfg.data}: {PRIMARY_METRIC[cfg.task]}"
-    write_report(out / "report.html", title, metrics, samples)
+    with Lease.take(out, "out_dir"):
+        models = {"model": cfg.ckpt, **({"compare": cfg.compare} if cfg.compare else {})}
+        located = {
+            label: locate_model(ckpt, "ckpt" if label == "model" else label)
+            for label, ckpt in models.items()
+        }
+        ensure_ray(len(models) * serve_demand(cfg.serve, http=False).cpus)
+        save_config(cfg, out / CONFIG_FILE)
+        samples, metrics = {}, {}
+        with contextlib.nullcontext(session) if session else EvalSession() as shared:
+            for label, ckpt in models.items():
+                samples[label], metrics[label] = _score_model(
+                    label, ckpt, located[label], spec, cfg, shared
+                )
+        _write_predictions(out / "predictions.jsonl", samples)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        title = f"{cfg.task} on {cfg.data}: {PRIMARY_METRIC[cfg.task]}"
+        write_report(out / "report.html", title, metrics, samples)
     return EvalResult(metrics, out)
 
 

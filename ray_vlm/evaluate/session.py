@@ -24,7 +24,13 @@ from ray.actor import ActorHandle
 
 from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.evaluate.predict import Dispatcher
-from ray_vlm.preprocess.resources import Demand, ResourceError, check_fits, serve_demand
+from ray_vlm.preprocess.resources import (
+    Demand,
+    ResourceError,
+    check_fits,
+    serve_demand,
+    with_replica_gpus,
+)
 from ray_vlm.serve import build_generator_application, serve_running, start_serve, stop_serve
 
 
@@ -64,6 +70,7 @@ class EvalSession:
             return self._apps[key].name, 0.0
         start = time.perf_counter()
         self.dispatcher  # noqa: B018 - its process starts beside the replicas
+        serve_cfg = with_replica_gpus(serve_cfg)
         demand = serve_demand(serve_cfg, http=False)
         try:
             check_fits(sum((a.demand for a in self._apps.values()), demand))

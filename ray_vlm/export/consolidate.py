@@ -18,6 +18,7 @@ complete export.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -129,6 +130,10 @@ def consolidate(
         config.dtype = dtype
         config.architectures = [plan.architecture]
         config.save_pretrained(tmp)
+        if cfg.model.attn_implementation != "auto":  # plain from_pretrained takes the same kernel
+            saved = json.loads((tmp / "config.json").read_text())
+            saved["attn_implementation"] = cfg.model.attn_implementation
+            (tmp / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
         (tmp / EXPORT_COMPLETE).write_text(f"{step_dir}\n")
         publish(tmp, out, replace, complete=EXPORT_COMPLETE)
     return out

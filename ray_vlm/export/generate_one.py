@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray_vlm.device import inference_device, inference_dtype
 from ray_vlm.export.layout import ExportError
 from ray_vlm.export.resolve import resolve_model_dir
-from ray_vlm.model import Generation, SamplingParams, generate, load_model, load_processor
+from ray_vlm.model import Generation, SamplingParams, generate, load_for_inference, load_processor
 from ray_vlm.records import load_image
 
 
@@ -31,5 +30,5 @@ def generate_one(
         raise ExportError(f"--media_path: {err}") from None
     path = resolve_model_dir(ckpt)
     processor = load_processor(path, processor_kwargs)
-    model = load_model(path, dtype=inference_dtype()).to(inference_device()).eval()
+    model = load_for_inference(path)
     return generate(model, processor, [([image], question)], params)[0]

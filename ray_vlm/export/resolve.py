@@ -17,15 +17,18 @@
 directory is (path or URI; consolidating first) or the hub id, once the hub answered for it.
 ``resolve_model_dir(ckpt)`` returns what ``from_pretrained`` loads on this machine: a local folder
 (one in a bucket is downloaded once into the local cache) or the hub id.
-``consolidate_at(step_dir, out)`` consolidates a checkpoint wherever it is: a remote one is
-downloaded to the local cache, consolidated there and uploaded to ``out``.
+``consolidate_at(step_dir, out)`` consolidates a checkpoint wherever it is: of a remote one, what
+consolidation reads is downloaded to the local cache (``checkpoint_fetch``: not the optimizer's
+moments), consolidated beside it and uploaded to ``out``.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+from ray_vlm.export.checkpoint_fetch import fetch_for_export
 from ray_vlm.export.consolidate import consolidate
 from ray_vlm.export.layout import (
     CONSOLIDATED_DIR,
@@ -61,10 +64,12 @@ def consolidate_at(
             "config.yaml, hf/config.json)"
         )
     version = _version(step, state_file(0))  # a checkpoint written again is consolidated again
-    local_step = step.local_copy(skip=(CONSOLIDATED_DIR,), version=version)
-    local_out = out.local_path if out.is_local else out.cache_path(f"consolidated {version}")
-    consolidate(local_step, local_out, replace=replace)
-    return out.upload(local_out, last=EXPORT_COMPLETE) if not out.is_local else out
+    local_step = step.local_copy(version=version, fetch=fetch_for_export)
+    if out.is_local:
+        consolidate(local_step, out.local_path, replace=replace)
+        return out
+    with tempfile.TemporaryDirectory(dir=local_step.parent, prefix=".export.") as staging:
+        return out.upload(consolidate(local_step, Path(staging) / "out"), last=EXPORT_COMPLETE)
 
 
 def _consolidated(step_dir: Location) -> Location:

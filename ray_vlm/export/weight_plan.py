@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from peft import get_peft_model
-from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForImageTextToText, PretrainedConfig
 from transformers.core_model_loading import revert_weight_conversion
 from transformers.initialization import meta_device_safe_creation_ops
@@ -69,6 +67,9 @@ def _saved_names(model) -> dict[str, str]:
 
 
 def _lora_sources(model, saved: dict[str, str], cfg: ModelConfig) -> tuple[dict, set[str]]:
+    from peft import get_peft_model  # here: the GPU checks' machine has no peft (and no LoRA run)
+    from peft.tuners.lora import LoraLayer
+
     peft = get_peft_model(model, lora_config(model, cfg.lora), autocast_adapter_dtype=False)
     adapted = {
         name.removeprefix(PEFT_PREFIX): (name, module.scaling["default"])

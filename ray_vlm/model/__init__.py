@@ -7,7 +7,7 @@ from ray_vlm.model.generation import (
     generate,
     generate_encoded,
 )
-from ray_vlm.model.load import TORCH_DTYPES, load_model, load_processor
+from ray_vlm.model.load import TORCH_DTYPES, load_for_inference, load_model, load_processor
 
 __all__ = [
     "TORCH_DTYPES",
@@ -16,6 +16,7 @@ __all__ = [
     "encode_prompts",
     "generate",
     "generate_encoded",
+    "load_for_inference",
     "load_model",
     "load_processor",
 ]

@@ -12,7 +12,7 @@ CPUs while the data pipeline that feeds them waits for one).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ray
 from ray._private import ray_constants
@@ -108,17 +108,39 @@ def train_demand(cfg: FinetuneConfig) -> Demand:
         dist.gpus_per_worker if dist.use_gpu else 0,
         "distributed.num_workers",
         "distributed.cpus_per_worker",
-        "distributed.gpus_per_worker",
-    )
+    )  # one whole GPU a worker: only num_workers lowers the GPUs
     return Demand((worker,)) + data_demand(cfg.data, pipelines=dist.num_workers)
+
+
+def cluster_gpus(nodes: list[dict[str, float]], most: dict[str, float] | None) -> float:
+    """GPUs of a cluster view: its alive nodes' ``Resources``, or what its node types can scale to
+    (``most``, when an autoscaler config says it), whichever is more."""
+    return max(sum(n.get("GPU", 0) for n in nodes), (most or {}).get("GPU", 0))
+
+
+def with_replica_gpus(cfg: ServeConfig) -> ServeConfig:
+    """``cfg`` with ``replicas.num_gpus: auto`` decided on the connected cluster (one GPU a
+    replica when it has or can scale to any, else the CPU), the choice printed; else as it is."""
+    if cfg.replicas.num_gpus != "auto":
+        return cfg
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    gpus = cluster_gpus(nodes, ray_state.get_max_resources_from_cluster_config())
+    chosen = 1 if gpus >= 1 else 0
+    where = (
+        f"one GPU a replica (the cluster has {gpus:g})" if chosen else "CPU (no GPU in the cluster)"
+    )
+    print(f"serve: replicas.num_gpus=auto: {where}", flush=True)
+    return replace(cfg, replicas=replace(cfg.replicas, num_gpus=chosen))
 
 
 def serve_demand(cfg: ServeConfig, http: bool = True) -> Demand:
     """The replicas Serve must start: ``min_replicas`` generation replicas and, with ``http``,
-    the HTTP front (autoscaling adds more only where the cluster has room)."""
+    the HTTP front (autoscaling adds more only where the cluster has room). GPUs count once
+    ``with_replica_gpus`` decided ``auto`` (none before)."""
     r = cfg.replicas
+    gpus = 0 if r.num_gpus == "auto" else r.num_gpus
     # fmt: off
-    generators = Part("generation replicas", r.min_replicas, r.num_cpus, r.num_gpus,
+    generators = Part("generation replicas", r.min_replicas, r.num_cpus, gpus,
                       "replicas.min_replicas", "replicas.num_cpus", "replicas.num_gpus")
     front = Part("HTTP front replicas", r.ingress_replicas, r.ingress_num_cpus, 0,
                  "replicas.ingress_replicas", "replicas.ingress_num_cpus")

@@ -20,8 +20,10 @@ from ray.serve import Application
 
 from ray_vlm.config.loader import ConfigError, config_from_dict
 from ray_vlm.config.serve_schema import ServeConfig
+from ray_vlm.preprocess.resources import with_replica_gpus
 from ray_vlm.serve.generator import VLMGenerator
 from ray_vlm.serve.ingress import OpenAIIngress
+from ray_vlm.serve.serve_processes import serve_http_host
 
 FILE_OWNED_KEYS = ("app_name", "route_prefix", "host", "port")
 """Set by the Serve config file itself (``name``, ``route_prefix``, ``http_options``), not args."""
@@ -64,8 +66,9 @@ def _absolute(cfg: ServeConfig) -> ServeConfig:
 
 
 def build_generator_application(cfg: ServeConfig) -> Application:
-    """Generation replicas alone, for in-cluster callers (``VLMHandle``; batch evaluation)."""
-    cfg = _absolute(cfg)
+    """Generation replicas alone, for in-cluster callers (``VLMHandle``; batch evaluation);
+    ``replicas.num_gpus: auto`` decided on the connected cluster."""
+    cfg = with_replica_gpus(_absolute(cfg))
     return VLMGenerator.options(**generator_options(cfg)).bind(cfg)
 
 
@@ -87,5 +90,11 @@ def config_from_args(args: dict[str, Any], origin: str = "application args") -> 
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """Application builder for Serve config files and ``serve run ray_vlm.serve.app:build_app``."""
-    return build_application(config_from_args(args))
+    """Application builder for Serve config files and ``serve run ray_vlm.serve.app:build_app``.
+
+    ``ConfigError`` (the application fails to deploy, saying why) when Serve's HTTP proxies bind
+    a non-loopback address (``http_options.host``) and no API key is set
+    (``AuthConfig.check_exposure``)."""
+    cfg = config_from_args(args)
+    cfg.auth.check_exposure(serve_http_host())
+    return build_application(cfg)

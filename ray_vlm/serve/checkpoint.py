@@ -6,9 +6,8 @@ from typing import Any
 
 from transformers import PreTrainedModel, ProcessorMixin
 
-from ray_vlm.device import inference_device, inference_dtype
 from ray_vlm.export import resolve_model_dir
-from ray_vlm.model import load_model, load_processor
+from ray_vlm.model import load_for_inference, load_processor
 
 
 def load_for_serving(
@@ -21,5 +20,4 @@ def load_for_serving(
     ``processor_kwargs`` override the processor's saved settings (``ServeConfig.processor_kwargs``).
     """
     path = resolve_model_dir(ckpt)
-    model = load_model(path, dtype=inference_dtype(dtype)).to(inference_device()).eval()
-    return model, load_processor(path, processor_kwargs)
+    return load_for_inference(path, dtype), load_processor(path, processor_kwargs)

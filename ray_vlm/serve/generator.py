@@ -9,6 +9,11 @@
   similar prompt length (at most ``batching.max_batch_size`` each) and answers each record with a
   ``Generation`` or a ``Refusal``.
 
+A failure is its request's or record's alone: one whose image cannot be read, or whose encoding or
+generation fails (when its group fails, the group is generated again one by one,
+``ray_vlm.model.request_batches``), is refused (HTTP 4xx for its input, 500 for a failure on the
+server's side); the requests batched with it are answered.
+
 The processor's work (image decoding, encoding) runs in a worker thread outside the model lock,
 so the replica prepares the next record batch while the model generates the current one;
 generation itself runs one batch at a time. At most ``INPUTS_HELD`` record batches hold model
@@ -26,9 +31,11 @@ import time
 import torch
 from ray import serve
 
+from ray_vlm.config.secrets import install_log_masking
 from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.model import Generation, SamplingParams
 from ray_vlm.model.request_batches import (
+    FAILED,
     TOO_LONG,
     Encoded,
     Refusal,
@@ -39,7 +46,7 @@ from ray_vlm.model.request_batches import (
 from ray_vlm.records import load_image
 from ray_vlm.serve.checkpoint import load_for_serving
 from ray_vlm.serve.errors import RequestError
-from ray_vlm.serve.request import GenerationRequest, RecordBatch
+from ray_vlm.serve.request import GenerationRequest, RecordBatch, RecordPrompt
 
 logger = logging.getLogger("ray.serve")
 
@@ -48,7 +55,10 @@ INPUTS_HELD = 2
 
 
 def as_request_error(refusal: Refusal) -> RequestError:
-    """The HTTP 400 an interactive request gets for ``refusal``."""
+    """The error an interactive request gets for ``refusal``: HTTP 500 (``server_error``) when
+    it failed on the server's side (``FAILED``), else 400."""
+    if refusal.code == FAILED:
+        return RequestError(500, refusal.reason, None, None, "server_error")
     code = refusal.code if refusal.code == TOO_LONG else None
     return RequestError(400, refusal.reason, REFUSAL_PARAM.get(refusal.code), code)
 
@@ -58,6 +68,7 @@ class VLMGenerator:
     """Serve deployment; call ``generate`` or ``generate_records`` through a handle."""
 
     def __init__(self, cfg: ServeConfig) -> None:
+        install_log_masking()
         torch.set_num_threads(max(1, int(cfg.replicas.num_cpus)))
         self.model, self.processor = load_for_serving(cfg.ckpt, cfg.dtype, cfg.processor_kwargs)
         self.context_length = self.model.config.get_text_config().max_position_embeddings
@@ -123,25 +134,18 @@ class VLMGenerator:
     def _read_and_encode(self, batch: RecordBatch) -> Encoded:
         """Read every record's images (a record whose image cannot be read is refused), then
         encode the readable ones."""
-        readable: list[int] = []
-        requests: list[Request] = []
-        unreadable: dict[int, Refusal] = {}
-        for i, record in enumerate(batch.records):
-            try:
-                images = [load_image(path) for path in record.image_paths]
-            except ValueError as err:
-                unreadable[i] = Refusal(str(err), "image")
-                continue
-            readable.append(i)
-            requests.append((images, list(record.turns)))
-        encoded = self._encode(requests, batch.params)
-        return Encoded(
-            len(batch.records),
-            [([readable[j] for j in members], inputs) for members, inputs in encoded.groups],
-            {**unreadable, **{readable[j]: r for j, r in encoded.refusals.items()}},
-        )
+        return self._encode([_read(record) for record in batch.records], batch.params)
 
-    def _encode(self, requests: list[Request], params: SamplingParams) -> Encoded:
+    def _encode(self, requests: list[Request | Refusal], params: SamplingParams) -> Encoded:
         return encode_checked(
             self.processor, requests, params.max_new_tokens, self.context_length, self.max_group
         )
+
+
+def _read(record: RecordPrompt) -> Request | Refusal:
+    """The record's images and turns, or its refusal when an image cannot be read (any error:
+    missing, undecodable, storage unreachable)."""
+    try:
+        return [load_image(path) for path in record.image_paths], list(record.turns)
+    except Exception as err:
+        return Refusal(str(err), "image")

@@ -4,9 +4,12 @@ Routes (under the application's route prefix):
 - ``POST /v1/chat/completions``: text + ``image_url`` (base64 data URL) messages; ``stream``;
 - ``GET /v1/models``: the one served model;
 - ``GET /health``: 200 once a generation replica answers, else 503 (no API key needed).
+FastAPI's ``/docs``, ``/redoc`` and ``/openapi.json`` are off (404).
 
 Every refusal is an OpenAI-style JSON error (``ray_vlm.serve.errors``); nothing a client sends
 can raise out of a replica: bad input is a 4xx, an internal failure a 5xx, and the replica stays.
+Log records of the HTTP front and the generation replicas have credentials masked
+(``config.secrets``).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the route annotations as classes.
@@ -23,6 +26,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
+from ray_vlm.config.secrets import install_log_masking
 from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.model import Generation
 from ray_vlm.serve.conversation import to_generation_request
@@ -37,7 +41,13 @@ INLINE_DECODE_BYTES = 64 * 1024
 """Bodies up to this size have their images decoded on the event loop (well under a millisecond);
 larger ones in a worker thread, so a big image never stalls the other requests."""
 logger = logging.getLogger("ray.serve")
-api = FastAPI(title="ray_vlm", description="OpenAI-compatible chat completions for a VLM")
+api = FastAPI(
+    title="ray_vlm",
+    description="OpenAI-compatible chat completions for a VLM",
+    docs_url=None,  # no /docs, /redoc or /openapi.json: the routes above are the whole surface
+    redoc_url=None,
+    openapi_url=None,
+)
 
 
 @api.exception_handler(RequestError)
@@ -93,6 +103,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 @serve.ingress(api)
 class OpenAIIngress:
     def __init__(self, generator: DeploymentHandle, cfg: ServeConfig) -> None:
+        install_log_masking()
         self.cfg = cfg
         self.vlm = VLMHandle(generator, cfg.replica_failure_retries)
         self.model = cfg.served_model_name

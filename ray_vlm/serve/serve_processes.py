@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 from ray import serve
+from ray.serve.config import HTTPOptions
 from ray.serve.context import _disconnect, _get_global_client
 from ray.serve.exceptions import RayServeException
 
@@ -26,6 +27,7 @@ SERVE_PROCESS_ENV = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
 }
+DEFAULT_HTTP_HOST = HTTPOptions().host
 CONTROLLER_OPTIONS = {"runtime_env": {"env_vars": SERVE_PROCESS_ENV}}
 """``serve.start(controller_options=...)``; Serve config files carry it as ``controller_options``."""
 
@@ -42,6 +44,15 @@ def serve_running() -> bool:
     except RayServeException:
         return False
     return True
+
+
+def serve_http_host() -> str:
+    """The address Serve's HTTP proxies bind on the connected cluster; Serve's default
+    (``127.0.0.1``, what a deploy starts it with) when it does not run there yet."""
+    try:
+        return _get_global_client().http_config.host
+    except RayServeException:
+        return DEFAULT_HTTP_HOST
 
 
 def stop_serve(timeout_s: float = 30.0) -> None:

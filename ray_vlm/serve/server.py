@@ -22,7 +22,7 @@ from ray_vlm.config.loader import ConfigError
 from ray_vlm.config.serve_schema import ServeConfig
 from ray_vlm.export import locate_model
 from ray_vlm.preprocess.ray_runtime import ensure_ray
-from ray_vlm.preprocess.resources import check_fits, serve_demand
+from ray_vlm.preprocess.resources import check_fits, serve_demand, with_replica_gpus
 from ray_vlm.serve.app import build_application
 from ray_vlm.serve.serve_processes import start_serve, stop_serve
 
@@ -52,14 +52,17 @@ def _check_http_address(cfg: ServeConfig) -> None:
 
 def run_server(cfg: ServeConfig, blocking: bool) -> str:
     """Deploy the application and return its ``base_url``; ``blocking`` waits for Ctrl-C, then
-    shuts Serve down. The model is located first, on this driver (a raw checkpoint consolidated,
-    a hub id checked; ``UserError`` if unreachable), and the replicas must fit the cluster."""
+    shuts Serve down. A non-loopback ``host`` without an API key is refused first
+    (``AuthConfig.check_exposure``; the key is looked up here, on this driver). The model is
+    located next, on this driver (a raw checkpoint consolidated, a hub id checked; ``UserError``
+    if unreachable), and the replicas must fit the cluster."""
+    cfg.auth.check_exposure(cfg.host)
     cfg = dataclasses.replace(
         cfg, model_name=cfg.served_model_name, ckpt=locate_model(cfg.ckpt, "ckpt")
     )
-    demand = serve_demand(cfg)
-    ensure_ray(demand.cpus)
-    check_fits(demand)
+    ensure_ray(serve_demand(cfg).cpus)
+    cfg = with_replica_gpus(cfg)
+    check_fits(serve_demand(cfg))
     start_serve({"host": cfg.host, "port": cfg.port})
     _check_http_address(cfg)
     serve.run(build_application(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix)

@@ -3,35 +3,40 @@ ray_vlm.train.local_run config=<yaml> key=value ...``.
 
 The same recipe as ``train(cfg)`` (``loop.Recipe``), run by ``torchrun``'s processes with a
 ``LocalSession``: NCCL on CUDA (each process on GPU ``LOCAL_RANK``), gloo on CPU. Rank 0 resolves
-the config and plans the data (``run_start``) and hands both to the other ranks. Used by the GPU
+the config and plans the data (``run_start``) and hands both to the other ranks; it holds
+``dump_dir``'s lease (``lease.py``) from before that until the run ends. Used by the GPU
 checks (``tests/gpu``, ``make test-gpu``) on machines without Ray, and for one-node debugging;
 ``ray_vlm.train.trainer`` is the way to train on a cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
 from dataclasses import replace
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from ray_vlm.config import FinetuneConfig, UserError, load_config
 from ray_vlm.preprocess.bad_records import left_out_lines
+from ray_vlm.train.lease import Lease
 from ray_vlm.train.local_session import LocalSession
 from ray_vlm.train.loop import Recipe
 from ray_vlm.train.metrics import plot_loss
-from ray_vlm.train.run_start import start_run
+from ray_vlm.train.run_start import RunStart, start_run
 
 
-def _init_process_group() -> None:
+def _init_process_group(timeout_s: int) -> None:
+    timeout = timedelta(seconds=timeout_s)
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", timeout=timeout)
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=timeout)
 
 
 def run(cfg: FinetuneConfig) -> None:
@@ -43,18 +48,23 @@ def run(cfg: FinetuneConfig) -> None:
             cfg.distributed, num_workers=dist.get_world_size(), use_gpu=torch.cuda.is_available()
         ),
     )
-    start: list[object] = [None]
-    if dist.get_rank() == 0:
-        try:
-            start[0] = start_run(cfg)
-        except UserError as err:  # every rank ends with it, none waits for the others
-            start[0] = err
-    dist.broadcast_object_list(start, src=0)
-    if isinstance(start[0], UserError):
-        raise start[0]
-    run_start = start[0]
-    if run_start.data is None:
-        return
+    with contextlib.ExitStack() as lease:  # rank 0 holds dump_dir's lease for the whole run
+        start: list[object] = [None]
+        if dist.get_rank() == 0:
+            try:
+                lease.enter_context(Lease.take(cfg.dump_dir))
+                start[0] = start_run(cfg)
+            except UserError as err:  # every rank ends with it, none waits for the others
+                start[0] = err
+        dist.broadcast_object_list(start, src=0)
+        if isinstance(start[0], UserError):
+            raise start[0]
+        if start[0].data is not None:
+            _train(start[0])
+
+
+def _train(run_start: RunStart) -> None:
+    """Every process: the recipe from where ``run_start`` stands; rank 0 reports the end."""
     session = LocalSession(run_start.cfg)
     Recipe(run_start.cfg, run_start.data, session).train()
     left = [None] * session.world
@@ -69,14 +79,22 @@ def run(cfg: FinetuneConfig) -> None:
             print(line, flush=True)
 
 
+def _refused(err: UserError) -> int:
+    print(f"ray_vlm.train.local_run: {err}", file=sys.stderr, flush=True)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    _init_process_group()
     try:
-        run(load_config(FinetuneConfig, sys.argv[1:] if argv is None else argv))
+        cfg = load_config(FinetuneConfig, sys.argv[1:] if argv is None else argv)
+    except UserError as err:
+        return _refused(err)
+    _init_process_group(cfg.distributed.timeout_s)
+    try:
+        run(cfg)
         dist.barrier()  # every rank done with the run's collectives before any tears down
     except UserError as err:
-        print(f"ray_vlm.train.local_run: {err}", file=sys.stderr, flush=True)
-        return 2
+        return _refused(err)
     finally:
         gc.collect()  # the run's engine and its pending gloo work go while the groups still exist
         dist.destroy_process_group()

@@ -72,7 +72,12 @@ class Recipe:
         ds_config = deepspeed_config(cfg, self.world)
         zero3 = ds_config if cfg.distributed.zero_stage == 3 else None
         with setup_allocations(), session.restored() as folder:
-            model = load_model(cfg.checkpoint.init_ckpt_path, run_dtype(cfg.distributed), zero3)
+            model = load_model(
+                cfg.checkpoint.init_ckpt_path,
+                run_dtype(cfg.distributed),
+                zero3,
+                cfg.model.attn_implementation,
+            )
             self.base = (model.config, model.generation_config, processor)
             if cfg.model.gradient_checkpointing:
                 model.gradient_checkpointing_enable({"use_reentrant": False})

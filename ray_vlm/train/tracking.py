@@ -10,8 +10,8 @@ lives on rank 0 beside the ``RunLog``:
   writes a new event file that purges the events past the resumed step (``purge_step``), as
   ``metrics.jsonl`` drops its lines.
 - ``logging.mlflow_tracking_uri``: one MLflow run per ``dump_dir`` in ``logging.mlflow_experiment``,
-  named ``name``; its id is kept in ``<dump_dir>/mlflow_run.json`` so that a restarted or re-run
-  ``train`` continues the same run. Params: the resolved config flattened to ``section.key``
+  named ``name``; its id is kept in ``<dump_dir>/mlflow_run.json`` (with the tracking URI,
+  credentials masked) so that a restarted or re-run ``train`` continues the same run. Params: the resolved config flattened to ``section.key``
   (a resume adds keys the run lacks; values MLflow already holds are never changed); metrics: each
   row at its step; tag ``export_location``: set by ``log_export`` when the run is exported.
   A local store is MLflow's file store (``MLFLOW_ALLOW_FILE_STORE`` is set for it: MLflow 3 keeps
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from ray_vlm.config import FinetuneConfig, UserError
 from ray_vlm.config.schema import LoggingConfig
+from ray_vlm.config.secrets import mask_text, mask_value
 from ray_vlm.storage import Location
 
 TENSORBOARD_DIR = "tensorboard"
@@ -68,7 +69,8 @@ def resolved_tracking_uri(uri: str) -> str:
 
 
 def flat_params(cfg: object, prefix: str = "") -> dict[str, str]:
-    """A config dataclass as ``{"section.key": value}``; lists and dicts as JSON."""
+    """A config dataclass as ``{"section.key": value}``; lists and dicts as JSON; secrets
+    masked (``config.secrets``: credentials in URIs such as ``logging.mlflow_tracking_uri``)."""
     params: dict[str, str] = {}
     for field in dataclasses.fields(cfg):
         value = getattr(cfg, field.name)
@@ -76,6 +78,7 @@ def flat_params(cfg: object, prefix: str = "") -> dict[str, str]:
         if dataclasses.is_dataclass(value):
             params.update(flat_params(value, f"{key}."))
         else:
+            value = mask_value(field.name, value)
             params[key] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
     return params
 
@@ -122,7 +125,7 @@ class Trackers:
         self.mlflow = client = _client(uri)
         record = self.dump_dir / MLFLOW_RUN
         saved = json.loads(record.read_text()) if record.is_file() else {}
-        if saved.get("tracking_uri") == uri:
+        if saved.get("tracking_uri") == mask_text(uri):
             self.run_id = saved["run_id"]
             client.update_run(self.run_id, status="RUNNING")
         else:
@@ -133,7 +136,8 @@ class Trackers:
                 else client.create_experiment(cfg.logging.mlflow_experiment)
             )
             self.run_id = client.create_run(experiment, run_name=cfg.name).info.run_id
-            record.write_text(json.dumps({"tracking_uri": uri, "run_id": self.run_id}) + "\n")
+            kept = {"tracking_uri": mask_text(uri), "run_id": self.run_id}
+            record.write_text(json.dumps(kept) + "\n")
         from mlflow.entities import Param
 
         logged = client.get_run(self.run_id).data.params
@@ -177,5 +181,5 @@ def log_export(cfg: FinetuneConfig, location: Location) -> None:
     if not uri or not record.is_file():
         return
     saved = json.loads(record.read_text())
-    if saved.get("tracking_uri") == uri:
+    if saved.get("tracking_uri") == mask_text(uri):
         _client(uri).set_tag(saved["run_id"], EXPORT_TAG, location.uri)

@@ -13,10 +13,15 @@ language model ``model.get_decoder()``. Modes (``ModelConfig.trainable``):
 - ``lora``: peft LoRA adapters on the language model's ``lora.target_modules`` (never on the
   vision tower); returns the ``PeftModel``, whose base weights are all frozen.
 
-Frozen parameters are cast to ``frozen_dtype`` one module at a time: a module whose own
-parameters are all frozen gets them cast, plus hooks that cast its floating-point inputs to that
-dtype and its outputs back to float32, so trainable parameters keep computing in float32. This is
-for float32 runs; in bf16/fp16 runs every weight is already in half precision and nothing is cast.
+Frozen parameters are stored in ``frozen_dtype`` and compute in float32, as the PaliGemma guide
+stores f16 and computes in f32: a module whose own parameters are all frozen gets them cast, and
+its ``forward`` runs on float32 copies of them, made as it starts and dropped when nothing needs
+them any more (autograd keeps those an input gradient needs until the backward pass; with
+gradient checkpointing, one layer's). Every activation and gradient stays float32: no fp16
+underflow without loss scaling, no overflow of Gemma's activations. The ``forward`` is wrapped
+rather than hooked so that the copies are made inside every hook (ZeRO-3 gathers a module's
+parameters in a pre-forward hook and releases them in a forward hook). This is for float32 runs;
+in bf16/fp16 runs every weight is already in half precision and nothing is cast.
 
 The model may come partitioned by ZeRO-3 (``ray_vlm.model.load_model`` with a ZeRO-3 config):
 names and ``requires_grad`` work as usual, a cast converts this rank's partition (``p.ds_tensor``;
@@ -28,10 +33,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import torch
-from peft import LoraConfig as PeftLoraConfig
-from peft import get_peft_model
 from torch import nn
 from torch.utils._pytree import tree_map
 from transformers import PreTrainedModel
@@ -39,6 +43,9 @@ from transformers import PreTrainedModel
 from ray_vlm.config import ConfigError
 from ray_vlm.config.schema import LoraConfig, ModelConfig
 from ray_vlm.model import TORCH_DTYPES
+
+if TYPE_CHECKING:  # peft is imported where LoRA is used: the GPU checks' machine has none
+    from peft import LoraConfig as PeftLoraConfig
 
 ATTENTION = re.compile(r"(^|\.)self_attn\.[qkvo]_proj\.")
 WRAPPERS = ("base_model", "model")  # name segments of wrappers (peft, the inner ``model``)
@@ -92,6 +99,8 @@ def trainable_names(model: PreTrainedModel, cfg: ModelConfig) -> set[str]:
 def lora_config(model: PreTrainedModel, cfg: LoraConfig) -> PeftLoraConfig:
     """peft config with adapters on the language model's modules named in ``cfg.target_modules``
     (listed by full name, so same-named modules of the vision tower stay untouched)."""
+    from peft import LoraConfig as PeftLoraConfig
+
     language = _part(model, "language")
     inside = {id(m) for m in language.modules()}
     full_names: list[str] = []
@@ -111,11 +120,45 @@ def lora_config(model: PreTrainedModel, cfg: LoraConfig) -> PeftLoraConfig:
     )
 
 
-def _cast_floating(tree, dtype: torch.dtype):
+def _to_float32(tree):
     def cast(x):
-        return x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+        return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
     return tree_map(cast, tree)
+
+
+def _owners(module: nn.Module) -> list[nn.Module]:
+    """The modules whose parameters ``module.forward`` reads: its own, and, for
+    ``nn.MultiheadAttention``, ``out_proj``'s, which it reads without calling ``out_proj``."""
+    return list(module.modules()) if isinstance(module, nn.MultiheadAttention) else [module]
+
+
+def _compute_in_float32(module: nn.Module) -> None:
+    """Run ``module.forward`` on float32 copies of the half-precision parameters it reads, and on
+    float32 inputs (model code casts them to a child's dtype: SigLIP's patches). Each parameter is
+    read by key, as the forward would (ZeRO-3 gathers a parameter read outside its module's own
+    forward then). An embedding looks up in its storage dtype and hands out float32: the same
+    values, no copy of the table."""
+    forward = module.forward
+
+    def embed(*args, **kwargs):
+        return forward(*args, **kwargs).float()
+
+    def run(*args, **kwargs):
+        stored, copies = [], {}
+        for owner in _owners(module):
+            for name in list(owner._parameters):
+                p = owner._parameters[name]
+                if p is not None and p.is_floating_point() and p.dtype != torch.float32:
+                    stored.append((owner, name, p))
+                    owner._parameters[name] = copies.setdefault(id(p), p.float())
+        try:
+            return forward(*_to_float32(args), **_to_float32(kwargs))
+        finally:
+            for owner, name, p in stored:
+                owner._parameters[name] = p
+
+    module.forward = embed if isinstance(module, nn.Embedding) else run
 
 
 def _cast(p: nn.Parameter, dtype: torch.dtype) -> None:
@@ -134,17 +177,15 @@ def _hold_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
         for p in own:
             if p.is_floating_point():
                 _cast(p, dtype)
-        module.register_forward_pre_hook(
-            lambda _m, args, kwargs: (_cast_floating(args, dtype), _cast_floating(kwargs, dtype)),
-            with_kwargs=True,
-        )
-        module.register_forward_hook(lambda _m, _a, out: _cast_floating(out, torch.float32))
+        _compute_in_float32(module)
 
 
 def apply_trainable(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
     """Set ``requires_grad`` per ``cfg.trainable`` (``lora``: wrap with ``get_peft_model``), cast
     frozen parameters to ``cfg.frozen_dtype``; returns the model to train."""
     if cfg.trainable == "lora":
+        from peft import get_peft_model
+
         model = get_peft_model(model, lora_config(model, cfg.lora), autocast_adapter_dtype=False)
     else:
         keep = trainable_names(model, cfg)

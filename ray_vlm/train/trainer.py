@@ -15,7 +15,8 @@ drawn at the end.
 Before Ray starts anything, the driver checks what the run must reach (``dump_dir``, the model, the
 datamix: ``UserError`` naming the key), then that the cluster can hold the whole run at once
 (``resources.check_fits``) and that every node sees a local ``dump_dir`` (``shared_storage``); each
-worker checks that too before loading the model (nodes an autoscaler adds later).
+worker checks that too before loading the model (nodes an autoscaler adds later). One live run
+per ``dump_dir``: the driver holds its lease (``lease.py``) for the whole run.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-from ray.train.torch import TorchTrainer
+from ray.train.torch import TorchConfig, TorchTrainer
 
 from ray_vlm.config import CONFIG_FILE, FinetuneConfig, UserError
 from ray_vlm.preprocess.ray_runtime import ensure_ray
@@ -34,6 +35,7 @@ from ray_vlm.preprocess.shared_storage import check_shared, check_visible_here, 
 from ray_vlm.storage import Location
 from ray_vlm.train.data_plan import DataStart
 from ray_vlm.train.host_memory import worker_malloc_env
+from ray_vlm.train.lease import Lease
 from ray_vlm.train.metrics import TRAIN_LOG, plot_loss, read_metrics
 from ray_vlm.train.progress import follow
 from ray_vlm.train.ray_session import train_loop
@@ -73,6 +75,7 @@ def _trainer(cfg: FinetuneConfig, data: DataStart, report) -> TorchTrainer:
         scaling_config=ScalingConfig(
             num_workers=dist.num_workers, use_gpu=dist.use_gpu, resources_per_worker=resources
         ),
+        torch_config=TorchConfig(timeout_s=dist.timeout_s),
         run_config=RunConfig(
             storage_path=dump_dir.path,
             storage_filesystem=dump_dir.fs,
@@ -96,7 +99,15 @@ def _user_error(error: BaseException) -> UserError | None:
 
 
 def train(cfg: FinetuneConfig) -> TrainResult:
-    """Run (or resume) the fine-tuning ``cfg`` describes; returns where its outputs are."""
+    """Run (or resume) the fine-tuning ``cfg`` describes; returns where its outputs are. The run
+    holds ``dump_dir``'s lease from before it writes there until it ends (``lease.py``):
+    ``LeaseHeld`` while another live run holds it."""
+    with Lease.take(cfg.dump_dir):
+        return _train(cfg)
+
+
+def _train(cfg: FinetuneConfig) -> TrainResult:
+    """``train`` once the lease is held."""
     start = start_run(cfg)
     cfg, dump_dir, state = start.cfg, Location.of(start.cfg.dump_dir), start.state
     left_out: dict[str, dict[str, int]] = {}

@@ -16,19 +16,38 @@ one weight at a time, whatever the model's size. Where each weight is:
   ZeRO-1/2: ``mp_rank_00_model_states.pt``, whole);
 - buffers: the model-state file of rank 0; tied parameters (``shared_params``) under every name;
 - ZeRO-0 (no optimizer files): ``mp_rank_00_model_states.pt`` holds the whole module.
+
+A step dir may come from outside a run (``serve``/``evaluate`` pointed at a downloaded
+checkpoint): its files are unpickled with ``torch.load(weights_only=True)``, which builds
+tensors, containers and the few DeepSpeed records in ``DEEPSPEED_GLOBALS`` and never calls
+anything else. A file that holds any other object is refused (``UserError``) before it runs code.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import importlib
 import math
 import mmap
+import pickle
 import re
 from pathlib import Path
 
 import torch
 
+from ray_vlm.config import UserError
+
 _RANK = re.compile(r"zero_pp_rank_(\d+)_")
+_GLOBAL = re.compile(r"GLOBAL (\S+)")
+DEEPSPEED_GLOBALS = (
+    "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.utils.tensor_fragment.fragment_address",
+)
+"""Every non-tensor type DeepSpeed (0.19) pickles into its checkpoint files (found by loading
+ZeRO 0-3, fp32 and bf16, full and LoRA runs' files): plain records (the ZeRO stage, the loss
+scale, a fragment's offsets) whose construction runs no code of the file's choosing."""
 
 
 def _libc_madvise():
@@ -55,8 +74,28 @@ def _release(pieces: list[torch.Tensor]) -> None:
         _MADVISE(low, start + piece.numel() * piece.element_size() - low, _MADV_DONTNEED)
 
 
+@functools.cache
+def _deepspeed_types() -> list[type]:
+    """``DEEPSPEED_GLOBALS`` imported (DeepSpeed is imported on the first load only)."""
+    return [
+        getattr(importlib.import_module(module), name)
+        for module, _, name in (g.rpartition(".") for g in DEEPSPEED_GLOBALS)
+    ]
+
+
 def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    """``path`` unpickled with ``weights_only=True`` (``DEEPSPEED_GLOBALS`` allowed);
+    ``UserError`` naming the file and the first other object it holds."""
+    try:
+        with torch.serialization.safe_globals(_deepspeed_types()):
+            return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = _GLOBAL.search(str(err))
+        what = found.group(1) if found else str(err).splitlines()[0]
+        raise UserError(
+            f"{path}: refused to load: it holds {what}, not only tensors and DeepSpeed's "
+            "checkpoint records (loading it could run code; use checkpoints from a trusted run)"
+        ) from None
 
 
 def _by_rank(ds_dir: Path, kind: str) -> list[Path]:

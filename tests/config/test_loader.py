@@ -35,6 +35,7 @@ def test_round_trip_through_saved_yaml(tmp_path: Path) -> None:
         (["eval.datamx=a:1"], "'eval.datamx'"),
         (["steps"], "key=value"),
         (["config=/no/such/file.yaml"], "/no/such/file.yaml"),
+        (["distributed.gpus_per_worker=0.5"], "0.5: training takes one whole GPU a worker"),
     ],
 )
 def test_bad_overrides_name_the_key(args: list[str], needle: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ray_vlm.config import ConfigError, FinetuneConfig, load_config
+from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.records import load_registry
 from tests.conftest import REPO
 
@@ -87,3 +88,17 @@ def test_train_with_a_missing_deepspeed_config_ends_in_one_line_before_ray(tmp_p
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("ray-vlm train: key 'distributed.deepspeed_config': "), line
     assert time.perf_counter() - started < 30
+
+
+def test_an_evaluation_finds_its_registry_and_models_by_the_same_rule(
+    tmp_path, monkeypatch
+) -> None:
+    user = tmp_path / "project"
+    (user / "model").mkdir(parents=True)
+    (user / "eval.yaml").write_text(yaml.safe_dump({"ckpt": "model", "compare": "org/base"}))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(EvalConfig, [f"config={user / 'eval.yaml'}"])
+    assert cfg.datasets_yaml == str(REPO / "configs/datasets.yaml")  # the shipped default
+    assert (cfg.ckpt, cfg.compare) == (str(user / "model"), "org/base")  # beside it; a hub id
+    with pytest.raises(ConfigError, match=r"^key 'datasets_yaml': 'mine.yaml' does not exist"):
+        load_config(EvalConfig, ["datasets_yaml=mine.yaml"])

@@ -68,7 +68,8 @@ def _train_and_save(job: Job, rank: int, workers: int) -> None:
     init = cfg.checkpoint.init_ckpt_path
     ds_config = _ds_config(cfg)
     zero3 = ds_config if cfg.distributed.zero_stage == 3 else None
-    model = apply_trainable(load_model(init, zero3_config=zero3), cfg.model)
+    model = load_model(init, zero3_config=zero3, attn_implementation=cfg.model.attn_implementation)
+    model = apply_trainable(model, cfg.model)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr
     )

@@ -16,6 +16,7 @@ class Run:
     trainable: str = "full"
     frozen_dtype: str = "float32"
     zero_stage: int = 3
+    attn: str = "auto"
 
 
 RUNS = {
@@ -25,7 +26,7 @@ RUNS = {
     "llava_lora": Run("llava", "lora"),
     "paligemma_attention_bf16": Run("paligemma", "attention_only", "bfloat16"),
     "perception_lm_zero2": Run("perception_lm", zero_stage=2),
-    "llava_zero0": Run("llava", zero_stage=0),
+    "llava_zero0": Run("llava", zero_stage=0, attn="eager"),
 }
 PROBE_OFFSET = 20  # probe records come after the training ones
 WORKERS = 2
@@ -48,6 +49,7 @@ def train_runs(assets: Path, root: Path) -> dict[str, Path]:
                 f"model.trainable={run.trainable}",
                 f"model.frozen_dtype={run.frozen_dtype}",
                 f"distributed.zero_stage={run.zero_stage}",
+                f"model.attn_implementation={run.attn}",
                 f"distributed.num_workers={WORKERS}",
                 "steps=2",
                 "batch_size=2",

@@ -1,5 +1,6 @@
 """``encode_checked`` / ``generate_checked``: a batch of requests in a few ``model.generate``
-calls, each request answered or refused on its own, on the demo's tiny models."""
+calls, each request answered or refused on its own, on the demo's tiny models (a failure inside
+the model is injected with a forward hook on its real vision tower)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ray_vlm.model import SamplingParams, generate, load_model, load_processor
-from ray_vlm.model.request_batches import Refusal, encode_checked, generate_checked
+from ray_vlm.model.request_batches import FAILED, Refusal, encode_checked, generate_checked
 from ray_vlm.records import ASSISTANT, USER, Turn
 
 PARAMS = SamplingParams(max_new_tokens=4)
@@ -90,3 +91,40 @@ def test_every_request_is_answered_or_refused_once(demo_assets: Path, max_group:
     covered = [i for members, _ in encoded.groups for i in members] + list(encoded.refusals)
     assert sorted(covered) == [0, 1, 2, 3]
     assert list(encoded.refusals) == [1]
+
+
+def _fail_on_white(_, args) -> None:
+    """Vision tower pre-hook: a batch holding an all-white image fails, as a data-dependent
+    crash inside ``model.generate`` would (white is the highest value CLIP normalises to)."""
+    pixels = args[0]
+    if (pixels.flatten(1).min(dim=1).values > 1.5).any():
+        raise RuntimeError("poisoned pixels")
+
+
+def test_a_failing_generate_call_fails_only_its_own_request(demo_assets: Path) -> None:
+    model, processor = _model(demo_assets, "llava")
+    a, b, c = _images(demo_assets)
+    white = Image.new("RGB", (32, 32), "white")
+    requests = [([a], "Describe."), ([white], "Describe."), ([b], "Describe."), ([c], "Why?")]
+    alone = [generate(model, processor, [r], PARAMS)[0] for r in requests if r[0][0] is not white]
+    hook = model.model.vision_tower.register_forward_pre_hook(_fail_on_white)
+    try:
+        encoded = encode_checked(processor, requests, PARAMS.max_new_tokens, 512, max_group=4)
+        assert [sorted(members) for members, _ in encoded.groups] == [[0, 1, 2, 3]]  # one call
+        results = generate_checked(model, processor, encoded, PARAMS)
+    finally:
+        hook.remove()
+    assert results[1].code == FAILED and "RuntimeError: poisoned pixels" in results[1].reason
+    assert [results[i].text for i in (0, 2, 3)] == [g.text for g in alone]
+
+
+def test_a_processor_failure_refuses_only_its_request(demo_assets: Path) -> None:
+    """Not a ``ValueError``: the processor crashed on this input (500), the others are encoded."""
+    _, processor = _model(demo_assets, "llava")
+    a, b, _ = _images(demo_assets)
+    broken = Image.new("RGB", (32, 32))
+    broken.im = None  # a PIL image whose pixels are gone: the image processor raises on it
+    requests = [([a], "Describe."), ([broken], "Describe."), ([b], "Describe.")]
+    encoded = encode_checked(processor, requests, 4, 512, max_group=4)
+    assert list(encoded.refusals) == [1] and encoded.refusals[1].code == FAILED
+    assert [members for members, _ in encoded.groups] == [[0, 2]]

@@ -92,5 +92,5 @@ def test_the_shipped_paligemma_config_trains_on_it_from_the_data_folder(
     code = main(["train", "--config", CONFIG, *_overrides(demo_assets), *overrides])
     out, err = capfd.readouterr()
     assert code == 0, err[-3000:]
-    assert f"step 2: checkpoint {corpus}/checkpoints/paligemma_prescription/" in out
+    assert f"step 2: checkpoint {corpus}/checkpoints/runs/paligemma_prescription/" in out
     assert "left out of prescription_train" in out

@@ -7,7 +7,15 @@ import pytest
 import ray
 
 from ray_vlm.config import FinetuneConfig, load_config
-from ray_vlm.preprocess.resources import ResourceError, check_fits, train_demand
+from ray_vlm.config.serve_schema import ServeConfig
+from ray_vlm.preprocess.resources import (
+    ResourceError,
+    check_fits,
+    cluster_gpus,
+    serve_demand,
+    train_demand,
+    with_replica_gpus,
+)
 from tests.conftest import LOCAL_TEST_CPUS
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -32,6 +40,22 @@ def test_a_run_that_fits_passes_and_one_that_does_not_is_refused_with_the_number
         "data.preprocess_workers, or add nodes"
     )
     gpus = train_demand(load_config(FinetuneConfig, ["distributed.use_gpu=true"]))
-    with pytest.raises(ResourceError, match=r"needs 2 GPUs .* has 0: lower distributed.num_workers, "
-                       r"distributed.gpus_per_worker"):  # fmt: skip
+    with pytest.raises(
+        ResourceError, match=r"needs 2 GPUs .* has 0: lower distributed.num_workers,"
+    ):
         check_fits(gpus)
+
+
+def test_replicas_take_a_gpu_where_the_cluster_has_or_can_scale_to_one(capsys) -> None:
+    """``replicas.num_gpus: auto`` against cluster views: GPU nodes now, GPU node types an
+    autoscaler may add (``cluster.yaml``'s GPU workers start at 0), none; and this cluster."""
+    cpu_head, gpu_node = {"CPU": 4.0}, {"CPU": 96.0, "GPU": 8.0}
+    assert cluster_gpus([cpu_head, gpu_node], None) == 8
+    assert cluster_gpus([cpu_head], {"CPU": 388.0, "GPU": 32.0}) == 32
+    assert cluster_gpus([cpu_head], None) == cluster_gpus([cpu_head], {"CPU": 8.0}) == 0
+    auto = ServeConfig()
+    assert auto.replicas.num_gpus == "auto" and serve_demand(auto).total("GPU") == 0
+    assert with_replica_gpus(auto).replicas.num_gpus == 0  # this cluster has no GPU
+    assert "serve: replicas.num_gpus=auto: CPU (no GPU in the cluster)" in capsys.readouterr().out
+    set_here = load_config(ServeConfig, ["replicas.num_gpus=0.5"])
+    assert with_replica_gpus(set_here) is set_here

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,8 @@ def test_health_and_models(endpoint) -> None:
     assert status == 200 and health["status"] == "ok" and health["context_length"] == 512
     status, models = get(f"{url}/models")
     assert status == 200 and [m["id"] for m in models["data"]] == [MODEL]
+    for path in ("/docs", "/redoc", "/openapi.json"):  # FastAPI's own pages are off
+        assert get(url.removesuffix("/v1") + path)[0] == 404, path
 
 
 def test_openai_client_answers_an_image_question(endpoint) -> None:
@@ -194,6 +197,19 @@ def test_bad_input_gets_a_clean_4xx(endpoint, case: str) -> None:
     assert set(error["error"]) == {"message", "type", "param", "code"} and error["error"]["message"]
     if code is not None:
         assert error["error"]["code"] == code or error["error"]["param"] == code, error
+
+
+def test_a_request_whose_generation_fails_fails_alone_in_its_batch(endpoint) -> None:
+    """Sent together (one dynamic batch): a temperature so small that sampling divides by ~0
+    makes ``model.generate`` raise for that request; it alone gets a 500, the others answers."""
+    url, _, image = endpoint
+    good = image_question(MODEL, image)
+    bodies = [good] * 4 + [{**good, "temperature": 1e-45}]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda body: post(f"{url}/chat/completions", body), bodies))
+    assert [status for status, _ in answers] == [200] * 4 + [500], answers
+    error = answers[-1][1]["error"]
+    assert error["type"] == "server_error" and "probability tensor" in error["message"]
 
 
 @pytest.mark.usefixtures("good_request_after")

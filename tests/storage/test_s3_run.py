@@ -21,12 +21,15 @@ from pathlib import Path
 import psutil
 import pytest
 import ray
+import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText
 
 from ray_vlm.config import FinetuneConfig, load_config
 from ray_vlm.config.eval_schema import EvalConfig
 from ray_vlm.evaluate.run import evaluate
 from ray_vlm.export import resolve_model_dir
+from ray_vlm.export.consolidate import consolidate
 from ray_vlm.export.finetune import FinetuneOutput, train_and_export
 from ray_vlm.export.layout import CONSOLIDATED_DIR, EXPORT_COMPLETE
 from ray_vlm.preprocess.check_data import check_data
@@ -60,7 +63,7 @@ def _cfg(s3: S3, registry: str, assets: Path, *overrides: str) -> FinetuneConfig
             "data.datamix=demo_captions:1,demo_vqa:1",
             f"checkpoint.init_ckpt_path={assets / 'models/llava'}",
             f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero3.json'}",
-            "data.preprocess_workers=1",
+            "data.preprocess_workers=0",  # ranks encode their own records (actors: elsewhere)
             "batch_size=4",
             "checkpoint.dump.every=2",
             "checkpoint.dump.keep=0",
@@ -134,6 +137,8 @@ def test_a_second_train_on_the_uri_resumes(run, s3: S3, s3_registry, demo_assets
 
 
 def test_consolidate_cli_on_a_bucket_checkpoint(run, s3: S3, tmp_path: Path) -> None:
+    """Downloads model states and master weights, not optimizer moments, and exports what a whole
+    download would."""
     step = s3.uri(f"runs/a/checkpoints/{6:010d}")
     out = s3.uri("exports/a")
     env = {**os.environ, "RAY_VLM_CACHE": str(tmp_path / "cache")}
@@ -146,6 +151,14 @@ def test_consolidate_cli_on_a_bucket_checkpoint(run, s3: S3, tmp_path: Path) -> 
     local = resolve_model_dir(out)  # downloaded into the local cache
     assert Path(local).is_dir() and (Location.of(out) / "model.safetensors").is_file()
     AutoModelForImageTextToText.from_pretrained(local)
+    optim = list((tmp_path / "cache").glob(f"*/{6:010d}/ds/*optim_states.pt"))
+    assert len(optim) == 2  # the master weights only: Adam's moments never left the bucket
+    assert all(f.stat().st_blocks * 512 < f.stat().st_size / 2 for f in optim)
+    whole = Location.of(step).download(tmp_path / "whole", skip=(CONSOLIDATED_DIR,))
+    reference = load_file(consolidate(whole, tmp_path / "reference") / "model.safetensors")
+    exported = load_file(Path(local) / "model.safetensors")
+    assert reference.keys() == exported.keys()
+    assert all(torch.equal(reference[k], exported[k]) for k in reference)
 
 
 def test_an_export_cut_off_mid_upload_is_written_again_not_served(

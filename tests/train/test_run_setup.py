@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,27 @@ def test_latest_state_ignores_incomplete_checkpoints(tmp_path: Path) -> None:
         for rank in ranks:
             TrainState(step, step * 8, 2, rank, 0).save(folder)
     assert latest_state(tmp_path) == TrainState(4, 32, 2, 0, 0)
+
+
+PROCESS_GROUP = """
+import torch, torch.distributed as dist
+from ray_vlm.train.local_run import _init_process_group
+_init_process_group(77)
+print(dist.distributed_c10d._get_default_group()._get_backend(torch.device("cpu")).options._timeout)
+"""
+
+
+def test_the_collective_timeout_reaches_both_paths_process_groups() -> None:
+    """``distributed.timeout_s``: Ray Train's process group (``TorchConfig``) and the one the
+    ``torchrun`` path creates itself."""
+    from ray_vlm.train.trainer import _trainer
+
+    assert _trainer(_cfg("distributed.timeout_s=77"), None, None).backend_config.timeout_s == 77
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29571", "RANK": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROCESS_GROUP], env={**env, "WORLD_SIZE": "1"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1:] == ["0:01:17"], done.stderr[-2000:]
+    with pytest.raises(ConfigError, match="distributed.timeout_s"):
+        _cfg("distributed.timeout_s=0")

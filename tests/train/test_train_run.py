@@ -2,13 +2,14 @@
 
 Two runs share one ``dump_dir`` to keep the suite short:
 
-- run A: 2 workers, 8 steps, captions mixed with text-only records (so some ranks get micro-batches
-  without images while others have them), checkpoints at steps 4 and 8;
-- run B: the same command with ``steps=14`` on 1 worker with ZeRO-2, the optimizer offloaded to
-  DeepSpeed's CPU Adam and gradient checkpointing: it resumes from A's last checkpoint on another
-  world size and stage (consolidated weights, fresh optimizer), and its worker process is killed
-  after the step-10 checkpoint (4 steps, ~4 s, before its end); Ray Train replaces it and the run
-  finishes from that checkpoint.
+- run A: 2 workers encoding their own records (``preprocess_workers=0``), 8 steps, captions mixed
+  with text-only records (so some ranks get micro-batches without images while others have them),
+  checkpoints at steps 4 and 8;
+- run B: the same command with ``steps=14`` through a preprocessing actor, on 1 worker with ZeRO-2,
+  the optimizer offloaded to DeepSpeed's CPU Adam and gradient checkpointing: it resumes from A's
+  last checkpoint on another world size and stage (consolidated weights, fresh optimizer), and its
+  worker process is killed after the step-10 checkpoint (4 steps, ~4 s, before its end); Ray Train
+  replaces it and the run finishes from that checkpoint.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _cfg(tmp: Path, assets: Path, *overrides: str) -> FinetuneConfig:
             f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero3.json'}",
             f"data.datasets_yaml={_registry(tmp, assets)}",
             "data.datamix=demo_captions:3,text_only:1",
-            "data.preprocess_workers=1",
+            "data.preprocess_workers=0",  # ranks encode their own records (actors: elsewhere)
             "batch_size=4",
             "checkpoint.dump.keep=0",
             "logging.freq=1",
@@ -172,6 +173,7 @@ def run_b(run_a: TrainResult) -> tuple[TrainResult, list[int]]:
         [
             f"config={run_a.dump_dir / 'config.yaml'}",
             f"steps={B_STEPS}",
+            "data.preprocess_workers=1",  # resumed through preprocessing actors
             "checkpoint.dump.every=2",
             "distributed.num_workers=1",
             "distributed.zero_stage=2",

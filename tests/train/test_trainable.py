@@ -121,3 +121,51 @@ def test_a_bf16_model_keeps_its_dtype_and_lora_adapters_take_it(demo_assets) -> 
         model = apply_trainable(model, cfg)
         assert {p.dtype for p in model.parameters()} == {torch.bfloat16}, cfg.trainable
         assert torch.isfinite(model(**batch).loss)  # no hook casts activations to float32
+
+
+def test_half_precision_frozen_weights_are_storage_and_compute_in_float32(demo_assets) -> None:
+    """A frozen MLP stored in float16 computes like float32 on its rounded weights: activations
+    past fp16's range (65,504) and gradients below its smallest (6e-8) come through."""
+    model = apply_trainable(
+        load(demo_assets, "paligemma"),
+        ModelConfig(trainable="attention_only", frozen_dtype="float16"),
+    )
+    mlp = model.model.language_model.layers[0].mlp
+    assert {p.dtype for p in mlp.parameters()} == {torch.float16}
+    reference = {n: p.detach().float() for n, p in mlp.named_parameters()}
+    x = (1e5 * torch.randn(2, 3, mlp.gate_proj.in_features)).requires_grad_()
+    out = mlp(x)
+    expect = torch.func.functional_call(mlp, reference, (x,))  # the same, unwrapped: float32
+    assert out.dtype == torch.float32 and out.isfinite().all()
+    torch.testing.assert_close(out, expect)
+    (grad,) = torch.autograd.grad(out, x, torch.full_like(out, 1e-9))
+    (expect_grad,) = torch.autograd.grad(expect, x, torch.full_like(out, 1e-9))
+    assert grad.abs().max() > 0 and grad.isfinite().all()
+    torch.testing.assert_close(grad, expect_grad)
+    assert {p.dtype for p in mlp.parameters()} == {torch.float16}  # stored half again after
+
+
+@pytest.mark.slow
+def test_100_steps_with_float16_frozen_weights_track_float32(demo_assets) -> None:
+    """The PaliGemma guide's recipe (attention only, SGD lr 0.01, frozen weights in float16) and
+    the same in float32 lose the same: loss curves within 1%, no NaN."""
+    batches = [demo_batch(demo_assets, "paligemma", n=2, offset=2 * i) for i in range(4)]
+    curves = []
+    for frozen_dtype in ("float32", "float16"):
+        torch.manual_seed(0)
+        model = apply_trainable(
+            load(demo_assets, "paligemma"),
+            ModelConfig(trainable="attention_only", frozen_dtype=frozen_dtype),
+        )
+        optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01)
+        losses = []
+        for step in range(100):
+            loss = model(**batches[step % len(batches)]).loss
+            loss.backward()
+            optim.step()
+            optim.zero_grad()
+            losses.append(loss.item())
+        curves.append(torch.tensor(losses))
+    full, half = curves
+    assert half.isfinite().all() and full[-1] < full[0]
+    assert ((half - full).abs() / full).max() < 0.01

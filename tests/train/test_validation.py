@@ -122,7 +122,7 @@ def _run_cfg(tmp: Path, assets: Path, *overrides: str) -> FinetuneConfig:
             f"distributed.deepspeed_config={REPO / 'configs/deepspeed/zero3.json'}",
             f"data.datasets_yaml={_heldout(tmp, assets)}",
             "data.datamix=demo_captions:1",
-            "data.preprocess_workers=1",
+            "data.preprocess_workers=0",  # ranks encode their own records (actors: elsewhere)
             "eval.datamix=heldout:1",
             f"eval.every={EVERY}",
             "batch_size=2", f"steps={STEPS}", "optim.lr=1e-3", "optim.warmup=1",

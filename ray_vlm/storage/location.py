@@ -6,8 +6,9 @@
 is kept on every location below it). A ``Location`` is a small pathlib-like value: ``/`` joins,
 ``read_text`` / ``write_bytes`` / ``append_text`` / ``iterdir`` / ``download`` / ``upload`` do
 I/O through the pyarrow filesystem, which is also what Ray Train persists checkpoints with
-(``RunConfig(storage_path=loc.path, storage_filesystem=loc.fs)``). It pickles as its URI, so Ray
-tasks on any node reach the same files.
+(``RunConfig(storage_path=loc.path, storage_filesystem=loc.fs)``); on a local path through the
+standard library (pyarrow is imported for URIs and ``fs`` only: ``filesystems``). It pickles as
+its URI, so Ray tasks on any node reach the same files.
 
 Credentials and endpoints come the standard way, read by pyarrow on each node: for S3 the
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_PROFILE`` variables or the node's
@@ -15,7 +16,7 @@ instance profile, ``AWS_ENDPOINT_URL`` (or ``?endpoint_override=``) for S3-compa
 GCS ``GOOGLE_APPLICATION_CREDENTIALS`` or the node's service account.
 
 Libraries that need a directory on disk get ``local_copy()``: a local location is itself, a remote
-one is downloaded once into ``$RAY_VLM_CACHE`` (default ``~/.cache/ray_vlm``), whole or not at all.
+one is fetched once into the bounded local cache (``storage.cache``), whole or not at all.
 """
 
 from __future__ import annotations
@@ -25,18 +26,21 @@ import functools
 import hashlib
 import os
 import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import pyarrow.fs as pafs
-
 from ray_vlm.config import UserError
+from ray_vlm.storage import filesystems
+from ray_vlm.storage.cache import cache_root, cached
+from ray_vlm.storage.filesystems import FileType
 
-CACHE_ENV = "RAY_VLM_CACHE"
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
 BLOCK_BYTES = 1 << 20
 
 
@@ -48,15 +52,6 @@ def is_uri(where: str | os.PathLike) -> bool:
     """Whether ``where`` names a remote filesystem (``scheme://...``, not ``file://``)."""
     scheme = urlsplit(str(where)).scheme
     return "://" in str(where) and len(scheme) > 1 and scheme != "file"
-
-
-@functools.cache
-def _filesystem(scheme: str, netloc: str, query: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem of one ``scheme://netloc?query`` and the prefix its paths carry (the bucket
-    for object stores), resolved once per process (S3 looks up the bucket's region)."""
-    probe = "/ray_vlm_probe"
-    fs, path = pafs.FileSystem.from_uri(urlunsplit((scheme, netloc, probe, query, "")))
-    return fs, path[: -len(probe)].rstrip("/") if path.endswith(probe) else netloc
 
 
 @dataclass(frozen=True)
@@ -85,18 +80,17 @@ class Location:
 
     @property
     def fs(self) -> pafs.FileSystem:
-        return self._resolved()[0]
+        """The pyarrow filesystem (its local one for a local path)."""
+        return filesystems.pyarrow_local() if self.is_local else self._remote()[0]
 
     @property
     def path(self) -> str:
         """The path on ``fs`` (``bucket/key`` for object stores, the absolute path locally)."""
-        return self._resolved()[1]
+        return self.uri if self.is_local else self._remote()[1]
 
-    def _resolved(self) -> tuple[pafs.FileSystem, str]:
-        if self.is_local:
-            return pafs.LocalFileSystem(), self.uri
+    def _remote(self) -> tuple[pafs.FileSystem, str]:
         scheme, netloc, path, query, _ = urlsplit(self.uri)
-        fs, prefix = _filesystem(scheme, netloc, query)
+        fs, prefix = filesystems.remote(scheme, netloc, query)
         return fs, f"{prefix}{path}" if prefix else path or "/"
 
     def __truediv__(self, name: str) -> Location:
@@ -132,17 +126,19 @@ class Location:
         return self.uri
 
     # ---------------------------------------------------------------- queries
-    def info(self) -> pafs.FileInfo:
-        return self.fs.get_file_info(self.path)
+    def info(self) -> pafs.FileInfo | filesystems.FileInfo:
+        """``type`` (a ``FileType``), ``size`` (files), ``mtime_ns`` (where the store keeps one)."""
+        local = self.is_local
+        return filesystems.local_info(self.uri) if local else self.fs.get_file_info(self.path)
 
     def exists(self) -> bool:
-        return self.info().type != pafs.FileType.NotFound
+        return self.info().type != FileType.NotFound
 
     def is_file(self) -> bool:
-        return self.info().type == pafs.FileType.File
+        return self.info().type == FileType.File
 
     def is_dir(self) -> bool:
-        return self.info().type == pafs.FileType.Directory
+        return self.info().type == FileType.Directory
 
     def size(self) -> int:
         return self.info().size
@@ -151,13 +147,19 @@ class Location:
         """Entries directly under this folder, sorted by name (none when it is not a folder)."""
         if not self.is_dir():
             return []
-        selector = pafs.FileSelector(self.path, allow_not_found=True)
-        names = sorted(PurePosixPath(i.path).name for i in self.fs.get_file_info(selector))
-        return [self / n for n in names]
+        local = self.is_local
+        names = os.listdir(self.uri) if local else filesystems.remote_names(self.fs, self.path)
+        return [self / n for n in sorted(names)]
 
     # -------------------------------------------------------------------- I/O
+    def _open(self, seekable: bool = False):
+        """The file, open for reading: a stream, or a seekable file for ranged reads."""
+        if self.is_local:
+            return open(self.uri, "rb")
+        return (self.fs.open_input_file if seekable else self.fs.open_input_stream)(self.path)
+
     def read_bytes(self) -> bytes:
-        with self.fs.open_input_stream(self.path) as f:
+        with self._open() as f:
             return f.read()
 
     def read_text(self) -> str:
@@ -165,13 +167,13 @@ class Location:
 
     def read_range(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` (one ranged read on object stores)."""
-        with self.fs.open_input_file(self.path) as f:
+        with self._open(seekable=True) as f:
             f.seek(start)
             return f.read(end - start)
 
     def iter_lines(self) -> Iterator[bytes]:
         """The file's lines, each with its line ending, streamed in blocks."""
-        with self.fs.open_input_stream(self.path) as f:
+        with self._open() as f:
             rest = b""
             while block := f.read(BLOCK_BYTES):
                 lines = (rest + block).split(b"\n")
@@ -182,7 +184,7 @@ class Location:
 
     def mkdir(self) -> None:
         if self.is_local:  # object stores have no folders; keys create them
-            self.fs.create_dir(self.path, recursive=True)
+            os.makedirs(self.uri, exist_ok=True)
 
     def write_bytes(self, data: bytes) -> None:
         """Write the whole file at once, so that neither a reader nor a crash mid-write ever
@@ -212,15 +214,19 @@ class Location:
             self.write_text((self.read_text() if self.exists() else "") + text)
             return
         self.parent.mkdir()
-        with self.fs.open_append_stream(self.path) as f:
+        with open(self.uri, "ab") as f:
             f.write(text.encode("utf-8"))
 
     def delete(self) -> None:
         """Remove this file or folder tree (nothing when absent)."""
         kind = self.info().type
-        if kind == pafs.FileType.Directory:
+        if kind == FileType.Directory and self.is_local:
+            shutil.rmtree(self.uri)
+        elif kind == FileType.Directory:
             self.fs.delete_dir(self.path)
-        elif kind == pafs.FileType.File:
+        elif kind == FileType.File and self.is_local:
+            os.unlink(self.uri)
+        elif kind == FileType.File:
             self.fs.delete_file(self.path)
 
     def download(self, dest: Path, skip: tuple[str, ...] = ()) -> Path:
@@ -233,12 +239,7 @@ class Location:
             target = dest / entry.name
             if entry.is_dir():
                 target.mkdir(exist_ok=True)
-            pafs.copy_files(
-                entry.path,
-                str(target),
-                source_filesystem=entry.fs,
-                destination_filesystem=pafs.LocalFileSystem(),
-            )
+            _copy(entry, Location.of(target))
         return dest
 
     def upload(self, source: Path, last: str | None = None) -> Location:
@@ -247,39 +248,37 @@ class Location:
         self.mkdir()
         entries = [source] if last is None else [e for e in source.iterdir() if e.name != last]
         for entry in [*entries, *([source / last] if last else [])]:
-            pafs.copy_files(
-                str(entry),
-                self.path if entry == source else (self / entry.name).path,
-                source_filesystem=pafs.LocalFileSystem(),
-                destination_filesystem=self.fs,
-            )
+            _copy(Location.of(entry), self if entry == source else self / entry.name)
         return self
 
     # ------------------------------------------------------------ local cache
     def cache_path(self, version: str = "") -> Path:
         """Where ``local_copy`` keeps this remote folder (as of ``version``) on this machine."""
-        root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ray_vlm")
         key = hashlib.sha256(f"{self.uri}\0{version}".encode()).hexdigest()[:16]
-        return root / key / (self.name or "root")
+        return cache_root() / key / (self.name or "root")
 
-    def local_copy(self, skip: tuple[str, ...] = (), version: str = "") -> Path:
+    def local_copy(
+        self,
+        skip: tuple[str, ...] = (),
+        version: str = "",
+        fetch: Callable[[Location, Path], None] | None = None,
+    ) -> Path:
         """A local folder with this folder's files: itself when local, else a download cached per
-        ``version`` (e.g. a marker file's mtime: a folder written again is fetched again), written
-        beside its place and renamed in, so concurrent callers never see half of it."""
+        ``version`` (e.g. a marker file's mtime: a folder written again is fetched again) in the
+        bounded cache (``storage.cache``). ``fetch(self, tmp)`` fills a new copy (default: every
+        file but the top-level entries in ``skip``)."""
         if self.is_local:
             return self.local_path
-        target = self.cache_path(version)
-        if target.is_dir():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
-            self.download(tmp, skip)
-            with contextlib.suppress(OSError):  # another process put a complete copy there first
-                tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return target
+        fill = (
+            functools.partial(fetch, self) if fetch else functools.partial(self.download, skip=skip)
+        )
+        return cached(self.cache_path(version), fill)
+
+
+def _copy(source: Location, dest: Location) -> None:
+    """Copy the file or folder tree ``source`` to ``dest`` (same-named files replaced)."""
+    fs = [None if loc.is_local else loc.fs for loc in (source, dest)]
+    filesystems.copy(source.path, dest.path, *fs)
 
 
 def reach(where: str | os.PathLike | Location, key: str) -> Location:
