@@ -25,6 +25,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from ray_vlm.storage.filesystems import StorageError
+
 CACHE_ENV = "RAY_VLM_CACHE"
 MAX_GB_ENV = "RAY_VLM_CACHE_MAX_GB"
 LOCK = ".lock"
@@ -44,8 +46,6 @@ def max_bytes(root: Path) -> int:
         try:
             return int(float(value) * 2**30)
         except ValueError:
-            from ray_vlm.storage.location import StorageError
-
             raise StorageError(f"{MAX_GB_ENV}={value}: not a number of GB (e.g. 100)") from None
     return shutil.disk_usage(root).total // 2
 

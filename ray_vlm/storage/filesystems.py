@@ -20,8 +20,15 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import urlunsplit
 
+from ray_vlm.config import UserError
+from ray_vlm.config.secrets import mask_text
+
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
+
+
+class StorageError(UserError):
+    """A path or URI that cannot be reached; the message names it and what to check."""
 
 
 class FileType(enum.IntEnum):
@@ -69,7 +76,15 @@ def remote(scheme: str, netloc: str, query: str) -> tuple[pafs.FileSystem, str]:
     import pyarrow.fs as pafs
 
     probe = "/ray_vlm_probe"
-    fs, path = pafs.FileSystem.from_uri(urlunsplit((scheme, netloc, probe, query, "")))
+    try:
+        fs, path = pafs.FileSystem.from_uri(urlunsplit((scheme, netloc, probe, query, "")))
+    except ValueError as err:  # pyarrow's ArrowInvalid, quoting the URI: credentials too
+        shown = "***" if ":" in netloc or "@" in netloc else netloc  # a secret's / cut it here
+        reason = mask_text(str(err).replace(netloc, shown))
+        raise StorageError(
+            f"{scheme}://{shown}: not a URI pyarrow can open ({reason}); percent-encode special "
+            "characters of credentials in it (/ as %2F), or give them as AWS_* variables instead"
+        ) from None
     return fs, path[: -len(probe)].rstrip("/") if path.endswith(probe) else netloc
 
 

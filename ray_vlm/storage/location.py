@@ -33,19 +33,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from ray_vlm.config import UserError
 from ray_vlm.storage import filesystems
 from ray_vlm.storage.cache import cache_root, cached
-from ray_vlm.storage.filesystems import FileType
+from ray_vlm.storage.filesystems import FileType, StorageError
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 BLOCK_BYTES = 1 << 20
-
-
-class StorageError(UserError):
-    """A path or URI that cannot be reached; the message names it and what to check."""
 
 
 def is_uri(where: str | os.PathLike) -> bool:

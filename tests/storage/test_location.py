@@ -103,3 +103,13 @@ def test_a_registry_in_the_bucket_reads_like_a_local_one(
     assert image.startswith("s3://") and load_image(image).size == (64, 64)
     with pytest.raises(ValueError, match="does not exist"):
         load_image(str(Location.of(remote.root_dir) / "missing.png"))
+
+
+def test_a_uri_whose_secret_holds_a_slash_is_refused_without_showing_it() -> None:
+    """An AWS secret key may hold ``/``; unencoded in a URI, pyarrow cannot parse it and quotes
+    the URI: the refusal names neither the key nor the secret."""
+    with pytest.raises(StorageError) as refused:
+        Location.of("s3://AKIAKEY:se/cret@bucket/runs/a").info()
+    message = str(refused.value)
+    assert message.startswith("s3://***: not a URI pyarrow can open") and "%2F" in message
+    assert "AKIAKEY" not in message and "cret" not in message
