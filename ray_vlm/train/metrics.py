@@ -25,6 +25,7 @@ import os
 import re
 import sys
 
+from ray_vlm.config.secrets import mask_text
 from ray_vlm.storage import Location
 from ray_vlm.train.tracking import Trackers
 
@@ -73,7 +74,8 @@ class RunLog:
             (self.dump_dir / name).write_text("".join(json.dumps(m) + "\n" for m in kept))
 
     def note(self, text: str) -> None:
-        """A line for ``train.log`` and stdout."""
+        """A line for ``train.log`` and stdout, credentials in URIs masked (``config.secrets``)."""
+        text = mask_text(text)
         print(text, flush=True)
         (self.dump_dir / TRAIN_LOG).append_text(text + "\n")
 

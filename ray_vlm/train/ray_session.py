@@ -22,6 +22,7 @@ import ray.train
 from ray.train import Checkpoint
 
 from ray_vlm.config import FinetuneConfig
+from ray_vlm.config.secrets import install_log_masking
 from ray_vlm.preprocess.chunk_records import encoded_rows, run_encoder
 from ray_vlm.preprocess.encode import Encoder
 from ray_vlm.preprocess.pipeline import build_dataset
@@ -85,5 +86,6 @@ class RaySession:
 
 def train_loop(config: dict) -> None:
     """``{"cfg": FinetuneConfig, "data": DataStart, "report": RecordReport actor}`` -> a run."""
+    install_log_masking()  # this worker's log records (Ray's, DeepSpeed's) name no credentials
     session = RaySession(config["cfg"], config["report"])
     Recipe(config["cfg"], config["data"], session).train()

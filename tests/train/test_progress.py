@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ray_vlm.storage import Location
-from ray_vlm.train.metrics import RunLog
+from ray_vlm.train.metrics import TRAIN_LOG, RunLog
 from ray_vlm.train.progress import follow
 
 
@@ -23,3 +23,10 @@ def test_progress_lines_move_the_bar_and_other_lines_are_printed(tmp_path: Path,
     assert "resumed from step 2" in out.out + out.err
     assert "3/4" in out.err and "loss=0.5000" in out.err
     assert "step 3/4  loss" not in out.out + out.err
+
+
+def test_run_log_lines_name_no_credentials(tmp_path: Path, capsys) -> None:
+    """``train.log`` and stdout name where checkpoints go, masked as every dump is."""
+    RunLog(tmp_path, resumed_step=0).note("step 2: checkpoint s3://AKIAKEY:se/cret@bucket/run/c")
+    assert "s3://***@bucket/run/c" in (tmp_path / TRAIN_LOG).read_text()
+    assert "cret" not in capsys.readouterr().out + (tmp_path / TRAIN_LOG).read_text()
