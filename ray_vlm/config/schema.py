@@ -123,9 +123,9 @@ class ModelConfig:
     trainable_patterns: list[str] = field(default_factory=list)
     """Regular expressions (``re.search``) of trainable parameter names, for ``trainable=regex``."""
     frozen_dtype: str = "float32"
-    """dtype frozen parameters are held in (``bfloat16``/``float16`` halve their memory, as the
-    PaliGemma guide does); trainable parameters stay float32. For float32 runs: in bf16/fp16 runs
-    every weight is already held in half precision."""
+    """dtype frozen parameters are stored in (``bfloat16``/``float16`` halve it, as the PaliGemma
+    guide); they compute in float32. Saves memory with gradient checkpointing (else a frozen module
+    a gradient passes keeps its float32 copy to the backward pass). For float32 runs only."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
     attn_implementation: str = "auto"

@@ -25,11 +25,15 @@ from typing import Any
 
 MASK = "***"
 SECRET_NAME = re.compile(
-    r"(^|[_-])(api_?key|access_?key(_id)?|secret(_?key)?|secret_access_key|token|password|"
-    r"passwd|credentials?|signature|sig)$",
+    r"(^|[_-])(api_?key|access_?key(_id)?|secret(_?key)?|secret_access_key|password|passwd|"
+    r"credentials?|signature|sig)$"
+    r"|^((hf|access|auth|api|bearer|session|security|refresh|id|oauth|github|gh|wandb|"
+    r"x-amz-security)[_-]?)?token$",
     re.IGNORECASE,
 )
-"""A key or query parameter name whose value is a secret (``X-Amz-Signature`` included)."""
+"""A key or query parameter name whose value is a secret (``X-Amz-Signature`` included); a
+``token`` only alone or as a credential's (``hf_token``, ``X-Amz-Security-Token``): a processor's
+``image_token`` or ``pad_token`` is a word of its vocabulary, kept."""
 _USER_INFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#@\s:]+:[^@\s]*|[^/?#@\s]+)@")
 """``user@`` or ``user:password@`` after a scheme; the password may hold ``/`` (AWS secret keys
 do, and users do not always percent-encode them)."""

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from ray_vlm.export.layout import CONSOLIDATED_DIR
-from ray_vlm.storage import BLOCK_BYTES, Location
+from ray_vlm.storage import Location, StorageError
 from ray_vlm.train.run_state import DS_TAG
+from ray_vlm.train.zero_files import ZERO3_WEIGHTS, ZERO12_WEIGHTS
 
-WEIGHT_KEYS = ("fp32_flat_groups", "single_partition_of_fp32_groups")
+WEIGHT_KEYS = (ZERO3_WEIGHTS, ZERO12_WEIGHTS)
+READ_BYTES = 64 << 20  # one ranged GET each: an 8B model's 32 GB of master weights in ~500
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
 
 
@@ -108,11 +110,15 @@ def fetch_weights_only(source: Location, dest: Path) -> None:
     and what ``torch.load`` reads to find them."""
     with source.fs.open_input_file(source.path) as remote, open(dest, "wb") as out:
         out.truncate(remote.size())
-        for start, end in _spans(remote, zipfile.ZipFile(remote)):
+        with zipfile.ZipFile(remote) as archive:
+            spans = _spans(remote, archive)
+        for start, end in spans:
             remote.seek(start)
             out.seek(start)
             while start < end:
-                block = remote.read(min(BLOCK_BYTES, end - start))
+                block = remote.read(min(READ_BYTES, end - start))
+                if not block:
+                    raise StorageError(f"{source}: ends at byte {start}, its zip says {end}")
                 out.write(block)
                 start += len(block)
 

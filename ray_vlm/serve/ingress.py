@@ -35,6 +35,7 @@ from ray_vlm.serve.handle import ReplicaFailedError, VLMHandle
 from ray_vlm.serve.openai_schema import ChatCompletionRequest, ModelCard, ModelList
 from ray_vlm.serve.request import GenerationRequest
 from ray_vlm.serve.responses import ResponseIds, completion, stream_events
+from ray_vlm.serve.serve_processes import serve_http_host
 
 HEALTH_TIMEOUT_S = 10.0
 INLINE_DECODE_BYTES = 64 * 1024
@@ -108,6 +109,10 @@ class OpenAIIngress:
         self.vlm = VLMHandle(generator, cfg.replica_failure_retries)
         self.model = cfg.served_model_name
         self.api_key = cfg.auth.resolve()
+        # The key is read here, where requests arrive: a driver that had one while these
+        # processes have none (RAY_VLM_API_KEY set only where the command ran) must not leave
+        # an address other machines reach open. The front refuses to start instead.
+        cfg.auth.check_exposure(serve_http_host())
         self.created = int(time.time())
 
     def _authorize(self, request: Request) -> None:

@@ -1,8 +1,10 @@
 """The local cache of remote folders: each fetched once per version, the whole cache bounded.
 
 Layout: ``$RAY_VLM_CACHE`` (default ``~/.cache/ray_vlm``) ``/<key>/<name>``, one entry ``<key>``
-per remote folder and version. ``cached(target, fill)`` fills a missing entry in a temporary
-folder beside its place and renames it in, so no reader sees half of one.
+per remote folder and version (``<key>``: 16 hex digits; nothing else under the root is touched).
+``cached(target, fill)`` fills a missing entry in a temporary folder beside its place and renames it
+in, so no reader sees half of one; one process of a machine fills it (an exclusive ``flock`` on its
+``.fill``), the others wait and read that copy.
 
 The cache holds at most ``RAY_VLM_CACHE_MAX_GB`` (default: half the disk it is on). After each new
 entry, entries are removed least recently used first until it fits, never one in use: a process
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -30,6 +33,9 @@ from ray_vlm.storage.filesystems import StorageError
 CACHE_ENV = "RAY_VLM_CACHE"
 MAX_GB_ENV = "RAY_VLM_CACHE_MAX_GB"
 LOCK = ".lock"
+FILL = ".fill"
+ENTRY = re.compile(r"[0-9a-f]{16}")
+"""An entry's name (``Location.cache_path``'s key): nothing else under the root is removed."""
 TRASH = ".removing."
 
 _HELD: dict[Path, int] = {}  # entry -> this process's descriptor of its lock (shared flock)
@@ -57,15 +63,19 @@ def cached(target: Path, fill: Callable[[Path], None]) -> Path:
     while not _hold(entry):  # the entry was being removed: start again on a fresh one
         pass
     os.utime(entry / LOCK)  # used now (the order of removal)
+    max_bytes(entry.parent)  # a bad bound is said before a download, not after
     if target.is_dir():
         return target
-    tmp = Path(tempfile.mkdtemp(dir=entry, prefix=f".{target.name}."))
-    try:
-        fill(tmp)
-        with contextlib.suppress(OSError):  # another process put a complete copy there first
+    with open(entry / FILL, "a") as filling:  # one process fills; the others wait, then read
+        fcntl.flock(filling, fcntl.LOCK_EX)
+        if target.is_dir():
+            return target
+        tmp = Path(tempfile.mkdtemp(dir=entry, prefix=f".{target.name}."))
+        try:
+            fill(tmp)
             tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     trim(entry.parent)
     return target
 
@@ -136,7 +146,7 @@ def trim(root: Path | None = None) -> int:
     for entry in root.iterdir():
         if entry.name.startswith(TRASH):  # left by a process that died while removing it
             shutil.rmtree(entry, ignore_errors=True)
-        elif entry.is_dir():
+        elif ENTRY.fullmatch(entry.name) and entry.is_dir():
             with contextlib.suppress(OSError):
                 entries.append((_last_used(entry), entry, _size(entry)))
     total, limit = sum(size for _, _, size in entries), max_bytes(root)

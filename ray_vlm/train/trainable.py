@@ -151,7 +151,9 @@ def _compute_in_float32(module: nn.Module) -> None:
                 p = owner._parameters[name]
                 if p is not None and p.is_floating_point() and p.dtype != torch.float32:
                     stored.append((owner, name, p))
-                    owner._parameters[name] = copies.setdefault(id(p), p.float())
+                    if id(p) not in copies:  # a weight tied to another: one copy
+                        copies[id(p)] = p.float()
+                    owner._parameters[name] = copies[id(p)]
         try:
             return forward(*_to_float32(args), **_to_float32(kwargs))
         finally:

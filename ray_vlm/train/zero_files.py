@@ -38,16 +38,21 @@ import torch
 
 from ray_vlm.config import UserError
 
+ZERO3_WEIGHTS = "fp32_flat_groups"
+ZERO12_WEIGHTS = "single_partition_of_fp32_groups"
+"""Where an optimizer file keeps the fp32 master weights (all this reads of it besides counts)."""
 _RANK = re.compile(r"zero_pp_rank_(\d+)_")
 _GLOBAL = re.compile(r"GLOBAL (\S+)")
 DEEPSPEED_GLOBALS = (
     "deepspeed.runtime.zero.config.ZeroStageEnum",
     "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler",
     "deepspeed.utils.tensor_fragment.fragment_address",
 )
 """Every non-tensor type DeepSpeed (0.19) pickles into its checkpoint files (found by loading
-ZeRO 0-3, fp32 and bf16, full and LoRA runs' files): plain records (the ZeRO stage, the loss
-scale, a fragment's offsets) whose construction runs no code of the file's choosing."""
+ZeRO 0-3, fp32 and bf16, full and LoRA runs' files; fp16 runs keep a dynamic loss scaler): plain
+records (the ZeRO stage, the loss scale, a fragment's offsets) whose construction runs no code of
+the file's choosing."""
 
 
 def _libc_madvise():
@@ -144,9 +149,9 @@ class ZeroWeights:
         if world != len(optim_files):
             raise ValueError(f"{ds_dir}: {len(optim_files)} optimizer files for {world} ranks")
         if optims[0]["zero_stage"] == 3:
-            self._index_zero3(models, [o["fp32_flat_groups"] for o in optims])
+            self._index_zero3(models, [o[ZERO3_WEIGHTS] for o in optims])
         else:
-            flat = [o["single_partition_of_fp32_groups"] for o in optims]
+            flat = [o[ZERO12_WEIGHTS] for o in optims]
             self._index_zero12(models[0], flat, optims[0].get("param_alignment_paddings"))
 
     def _index_zero3(self, models: list[dict], flat: list[list[torch.Tensor]]) -> None:

@@ -66,3 +66,13 @@ def test_the_commands_error_line_is_masked(tmp_path: Path, capsys) -> None:
     assert main(["consolidate", "--ckpt", ckpt]) == 2
     err = capsys.readouterr().err
     assert "step?access_key=***&secret_key=***" in err and SECRET not in err and KEY_ID not in err
+
+
+def test_a_processors_token_words_are_kept() -> None:
+    """``image_token`` / ``pad_token`` name vocabulary, not credentials: a run re-run from its
+    dumped ``config.yaml`` gets them back; ``hf_token`` and a bare ``token`` are masked."""
+    kwargs = {"image_token": "<image>", "pad_token": "<pad>", "hf_token": "hf_abc", "token": "t"}
+    cfg = load_config(FinetuneConfig, [f"model.processor_kwargs={kwargs}"])
+    dumped = config_to_yaml(cfg)
+    assert "image_token: <image>" in dumped and "pad_token: <pad>" in dumped
+    assert "hf_abc" not in dumped and "token: t\n" not in dumped

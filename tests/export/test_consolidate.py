@@ -23,7 +23,7 @@ from ray_vlm.config.schema import ExportConfig
 from ray_vlm.export import ExportError, consolidate
 from ray_vlm.export.layout import CONSOLIDATED_DIR
 from ray_vlm.train.run_state import DS_TAG
-from ray_vlm.train.zero_files import ZeroWeights
+from ray_vlm.train.zero_files import ZeroWeights, _load
 from tests.conftest import REPO
 from tests.export.checkpoints import ENGINE_LOGITS
 from tests.export.runs import RUNS, probe_batch
@@ -146,6 +146,17 @@ class _RunsCode:
 
     def __reduce__(self):
         return (os.system, (self.command,))
+
+
+def test_an_fp16_runs_dynamic_loss_scaler_loads(tmp_path) -> None:
+    """fp16 runs (no static loss scale) keep DeepSpeed's ``DynamicLossScaler`` in their files."""
+    from deepspeed.runtime.fp16.loss_scaler import CreateLossScaler
+
+    defaults = {"init_scale": 2**16, "scale_window": 1000, "min_scale": 1, "delayed_shift": 2}
+    scaler = CreateLossScaler(torch.half, 0, True, {**defaults, "consecutive_hysteresis": False})
+    torch.save({"optimizer_state_dict": {"loss_scaler": scaler}}, tmp_path / "optim_states.pt")
+    loaded = _load(tmp_path / "optim_states.pt")["optimizer_state_dict"]["loss_scaler"]
+    assert type(loaded).__name__ == "DynamicLossScaler" and loaded.cur_scale == scaler.cur_scale
 
 
 def test_a_checkpoint_file_that_would_run_code_is_refused(checkpoints, tmp_path, capsys) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ray import serve
 from ray.serve import Application
 
 from ray_vlm.cli import main
 from ray_vlm.config.loader import ConfigError
-from ray_vlm.config.serve_schema import AuthConfig, is_loopback
+from ray_vlm.config.serve_schema import AuthConfig, ServeConfig, is_loopback
 from ray_vlm.serve import build_app, start_serve
+from ray_vlm.serve.app import build_application
 from ray_vlm.serve.server import free_loopback_port
 from tests.serve.conftest import serve_session
 
@@ -53,3 +55,18 @@ def test_a_serve_config_file_on_a_public_host_needs_a_key(demo_assets: Path, mon
             build_app(args)
         assert isinstance(build_app({**args, "auth": {"allow_unauthenticated": True}}), Application)
         assert isinstance(build_app({**args, "auth": {"api_key": "k"}}), Application)
+
+
+def test_a_front_without_the_drivers_key_does_not_start(demo_assets: Path, monkeypatch) -> None:
+    """The key is read again where requests arrive: one set only where the command ran (not in
+    the replicas' environment) leaves no open front behind: its deployment fails."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    cfg = ServeConfig(ckpt=str(demo_assets / "models" / "llava"), app_name="exposure_check")
+    with serve_session():
+        start_serve({"host": "0.0.0.0", "port": free_loopback_port()})
+        monkeypatch.setenv(KEY_ENV, "k")  # the driver's: the cluster's processes started without
+        cfg.auth.check_exposure("0.0.0.0")  # so the driver's own check passes
+        with pytest.raises(
+            RuntimeError, match=r"Failed to update the deployments \['OpenAIIngress'\]"
+        ):
+            serve.run(build_application(cfg), name=cfg.app_name, route_prefix="/exposure")
