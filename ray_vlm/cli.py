@@ -12,13 +12,7 @@ import json
 import sys
 
 from ray_vlm.config import UserError
-from ray_vlm.config.secrets import install_log_masking, mask_text
-
-
-def _say(text: str, file=None) -> None:
-    """Print a line of the command's output (stdout, or ``file``), credentials masked: every line
-    ``ray-vlm`` prints goes through here."""
-    print(mask_text(str(text)), file=file or sys.stdout, flush=True)
+from ray_vlm.config.secrets import install_log_masking, say
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -39,7 +33,7 @@ def _check_data(args: argparse.Namespace) -> int:
     from ray_vlm.preprocess.check_data import check_data, format_check
 
     check = check_data(cfg)
-    _say(json.dumps(check.to_dict()) if args.json else format_check(check))
+    say(json.dumps(check.to_dict()) if args.json else format_check(check))
     return 0 if check.invalid == 0 else 1
 
 
@@ -55,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     url = run_server(cfg, blocking=not args.detach)
     if args.detach:
-        _say(f"serving at {url}")
+        say(f"serving at {url}")
     return 0
 
 
@@ -72,9 +66,9 @@ def _train(args: argparse.Namespace) -> int:
     from ray_vlm.preprocess.bad_records import left_out_lines
 
     out = train_and_export(cfg)
-    _say("\n".join(left_out_lines(out.result.left_out)))
-    _say(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
-    _say(f"Hugging Face model: {out.hf_dir}")
+    say("\n".join(left_out_lines(out.result.left_out)))
+    say(f"step {out.result.step}: checkpoint {out.result.checkpoint}")
+    say(f"Hugging Face model: {out.hf_dir}")
     return 0
 
 
@@ -96,8 +90,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ray_vlm.evaluate.run import evaluate, format_metrics
 
     result = evaluate(cfg)
-    _say(format_metrics(result))
-    _say(f"report: {result.report}")
+    say(format_metrics(result))
+    say(f"report: {result.report}")
     return 0
 
 
@@ -109,7 +103,7 @@ def _make_demo_assets(args: argparse.Namespace) -> int:
         raise UserError(f"--models: {', '.join(unknown)} not among {', '.join(MODEL_BUILDERS)}")
     counts = {"train": args.train, "test": args.test}
     models = tuple(args.models or DEFAULT_MODELS)
-    _say(make_demo_assets(args.out, counts=counts, models=models, seed=args.seed))
+    say(make_demo_assets(args.out, counts=counts, models=models, seed=args.seed))
     return 0
 
 
@@ -127,17 +121,17 @@ def _convert_hf(args: argparse.Namespace) -> int:
         prompt=args.prompt,
     )
     for split, n in report.written.items():
-        _say(f"{args.out}/{split}.jsonl: {n} records")
+        say(f"{args.out}/{split}.jsonl: {n} records")
     for bad in report.skipped:
-        _say(f"skipped {bad}", file=sys.stderr)
-    _say(f"{len(report.skipped)} rows skipped")
+        say(f"skipped {bad}", file=sys.stderr)
+    say(f"{len(report.skipped)} rows skipped")
     return 0
 
 
 def _consolidate(args: argparse.Namespace) -> int:
     from ray_vlm.export.resolve import consolidate_at
 
-    _say(consolidate_at(args.ckpt, args.out))
+    say(consolidate_at(args.ckpt, args.out))
     return 0
 
 
@@ -154,7 +148,7 @@ def _generate(args: argparse.Namespace) -> int:
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
     ckpt = locate_model(args.ckpt, "--ckpt")
     out = generate_one(ckpt, args.media_path, args.question, params, args.processor_kwargs)
-    _say(f"Generation: {out.text}")
+    say(f"Generation: {out.text}")
     return 0
 
 
@@ -270,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as err:
-        _say(f"ray-vlm {args.command}: {err}", file=sys.stderr)
+        say(f"ray-vlm {args.command}: {err}", file=sys.stderr)
         return 2
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from typing import Any
 
 MASK = "***"
@@ -90,3 +91,9 @@ def install_log_masking() -> None:
     current = logging.getLogRecordFactory()
     if not getattr(current, "masks_secrets", False):
         logging.setLogRecordFactory(_masking_factory(current))
+
+
+def say(text: object, file=None) -> None:
+    """Print one line (stdout, or ``file``) with its credentials masked: every line ray_vlm's
+    commands and its training driver print goes through here."""
+    print(mask_text(str(text)), file=file or sys.stdout, flush=True)

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ray_vlm.config import UserError
-from ray_vlm.config.secrets import mask_text
+from ray_vlm.config.secrets import say
 from ray_vlm.storage import Location, reach
 
 LEASE_FILE = "lease.json"
@@ -48,11 +48,6 @@ STALE_AFTER_S = 60.0
 """A heartbeat older than this marks a lease whose run stopped (six missed beats)."""
 SETTLE_S = 2.0
 """How long a write-then-verify take waits before reading the lease back."""
-
-
-def _warn(text: str) -> None:
-    """One line on stderr, credentials in URIs masked (``config.secrets``)."""
-    print(mask_text(text), file=sys.stderr, flush=True)
 
 
 class LeaseHeld(UserError):
@@ -172,9 +167,10 @@ class Lease:
         if current is not None:
             if not current.stale(stale_after_s):
                 raise _held(key, folder, current, stale_after_s)
-            _warn(
+            say(
                 f"{key}={folder}: taking over the lease of a run that stopped "
-                f"({current.describe()})"
+                f"({current.describe()})",
+                sys.stderr,
             )
         path.write_text(json.dumps(asdict(me)))
         time.sleep(settle_s)
@@ -192,7 +188,7 @@ class Lease:
         holder = _read(self.path, self.key)
         if holder is None or holder.run_id != self.owner.run_id:
             taker = f" ({holder.describe()})" if holder else ""
-            _warn(f"{self.key}: {self.path} was taken by another run{taker}")
+            say(f"{self.key}: {self.path} was taken by another run{taker}", sys.stderr)
             return False
         self.owner = replace(self.owner, heartbeat=time.time())
         self.path.write_text(json.dumps(asdict(self.owner)))
@@ -204,7 +200,7 @@ class Lease:
                 if not self.beat():
                     return
             except OSError as err:  # a storage outage: the next beat tries again
-                _warn(f"{self.key}: heartbeat of {self.path} failed ({err})")
+                say(f"{self.key}: heartbeat of {self.path} failed ({err})", sys.stderr)
 
     def release(self) -> None:
         """Stop the heartbeat and delete the lease file if it is still this run's."""

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from ray_vlm.config import FinetuneConfig, UserError, load_config
-from ray_vlm.config.secrets import install_log_masking, mask_text
+from ray_vlm.config.secrets import install_log_masking, say
 from ray_vlm.preprocess.bad_records import left_out_lines
 from ray_vlm.train.lease import Lease
 from ray_vlm.train.local_session import LocalSession
@@ -81,7 +81,7 @@ def _train(run_start: RunStart) -> None:
 
 
 def _refused(err: UserError) -> int:
-    print(mask_text(f"ray_vlm.train.local_run: {err}"), file=sys.stderr, flush=True)
+    say(f"ray_vlm.train.local_run: {err}", file=sys.stderr)
     return 2
 
 
